@@ -1,0 +1,52 @@
+/** The agent's configuration: one schema, read from the environment (flags override) at start. */
+import { hostname } from 'node:os';
+import { duration, integer, logLevel, parseConfig, url, z, type ConfigResult, type Env } from '../common/config.js';
+import { MQTT_PROTOCOLS } from '../common/mqtt.js';
+import { hostFromOsName, hostProblem } from '../protocol/index.js';
+
+export const agentSchema = z.object({
+  SENSORS_HOST: z.string().optional(),
+  SAMPLE_INTERVAL: duration('10s', '1s'),
+  MQTT_URL: url(MQTT_PROTOCOLS, 'mqtt://localhost:1883'),
+  MQTT_USERNAME: z.string().optional(),
+  MQTT_PASSWORD: z.string().optional(),
+  /** Samples waiting for the broker's acknowledgement, beyond which new ones are dropped (counted). */
+  MAX_PENDING: integer(10_000, 1, 10_000_000),
+  LOG_LEVEL: logLevel(),
+});
+
+export type AgentEnv = z.output<typeof agentSchema>;
+
+export interface AgentConfig {
+  readonly host: string;
+  readonly intervalMs: number;
+  readonly mqtt: { readonly url: string; readonly username?: string | undefined; readonly password?: string | undefined };
+  readonly maxPending: number;
+  readonly logLevel: AgentEnv['LOG_LEVEL'];
+}
+
+export function loadAgentConfig(env: Env, osHostname: string = hostname()): ConfigResult<AgentConfig> {
+  const parsed = parseConfig(agentSchema, env, (c) => {
+    const errors: string[] = [];
+    if (c.SENSORS_HOST !== undefined) {
+      const problem = hostProblem(c.SENSORS_HOST);
+      if (problem) errors.push(`SENSORS_HOST: "${c.SENSORS_HOST}" ${problem}`);
+    } else if (hostFromOsName(osHostname) === undefined) {
+      errors.push(`SENSORS_HOST: the OS host name "${osHostname}" gives no valid host name; set SENSORS_HOST`);
+    }
+    if (c.MQTT_PASSWORD !== undefined && c.MQTT_USERNAME === undefined) errors.push('MQTT_USERNAME: is required when MQTT_PASSWORD is set');
+    return errors;
+  });
+  if (!parsed.ok) return parsed;
+  const c = parsed.config;
+  return {
+    ok: true,
+    config: Object.freeze({
+      host: c.SENSORS_HOST ?? (hostFromOsName(osHostname) as string),
+      intervalMs: c.SAMPLE_INTERVAL,
+      mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD },
+      maxPending: c.MAX_PENDING,
+      logLevel: c.LOG_LEVEL,
+    }),
+  };
+}

@@ -1,0 +1,50 @@
+/** The real probe: the one place systeminformation is imported. */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import si from 'systeminformation';
+import { NVIDIA_SMI_FIELDS, type NvidiaSmiOutput, type Probe } from './probe.js';
+
+function nvidiaSmiPath(platform: NodeJS.Platform): string {
+  if (platform === 'win32') {
+    const system32 = join(process.env['WINDIR'] ?? 'C:\\Windows', 'System32', 'nvidia-smi.exe');
+    if (existsSync(system32)) return system32;
+  }
+  return 'nvidia-smi';
+}
+
+/** Runs nvidia-smi's CSV query; after one "not installed" it is never tried again. */
+function createNvidiaSmi(platform: NodeJS.Platform): () => Promise<NvidiaSmiOutput> {
+  const path = nvidiaSmiPath(platform);
+  const args = [`--query-gpu=${NVIDIA_SMI_FIELDS.join(',')}`, '--format=csv,noheader,nounits'];
+  let installed = true;
+  return () =>
+    new Promise((resolve) => {
+      if (!installed) return resolve(null);
+      execFile(path, args, { timeout: 5000, windowsHide: true }, (error, stdout) => {
+        if ((error as NodeJS.ErrnoException | null)?.code === 'ENOENT') installed = false;
+        resolve(error ? null : stdout);
+      });
+    });
+}
+
+export function createSystemProbe(platform: NodeJS.Platform = process.platform): Probe {
+  return {
+    currentLoad: () => si.currentLoad(),
+    cpuTemperature: () => si.cpuTemperature(),
+    mem: () => si.mem(),
+    fsSize: () => si.fsSize(),
+    networkStats: () => si.networkStats('*'),
+    graphics: () => si.graphics(),
+    nvidiaSmi: createNvidiaSmi(platform),
+    battery: () => si.battery(),
+    time: () => Promise.resolve(si.time()),
+    // Windows has no load average: Node reports [0, 0, 0] there, which would be a fake 0.
+    loadavg: () => Promise.resolve(platform === 'win32' ? null : (loadavg() as [number, number, number])),
+    staticInfo: async () => {
+      const [osInfo, system, cpu] = await Promise.all([si.osInfo(), si.system(), si.cpu()]);
+      return { osInfo: { ...osInfo }, system: { ...system }, cpu: { ...cpu } };
+    },
+  };
+}

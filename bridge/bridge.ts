@@ -1,0 +1,132 @@
+/**
+ * The bridge: subscribes to every agent's topics with a persistent session (fixed client id,
+ * QoS 1), validates each message with the contract, maps samples to points through the catalog
+ * and hands them to the writer.
+ *
+ * A message is acknowledged to the broker once its point is in the writer's queue (in memory
+ * for now: a bridge killed with -9 loses what was queued and not yet written, at most about one
+ * flush interval of data; graceful stops flush first).
+ */
+import { backoffDelay, sleep } from '../common/backoff.js';
+import type { Logger } from '../common/logger.js';
+import { MqttConnection, type MqttSettings } from '../common/mqtt.js';
+import { ThrottledLog } from '../common/throttle.js';
+import { SUBSCRIPTION, decodeMessage } from '../protocol/index.js';
+import { toLine } from './points.js';
+import { SinkError, type Sink } from './sink.js';
+import { createStats, totalRejected, type BridgeStats } from './stats.js';
+import { Writer } from './writer.js';
+
+export interface BridgeOptions {
+  readonly mqtt: Omit<MqttSettings, 'clean' | 'reconnect' | 'onMessage'>;
+  readonly batchSize: number;
+  readonly flushIntervalMs: number;
+  readonly maxBuffered: number;
+  readonly maxPayloadBytes: number;
+  readonly maxFutureMs: number;
+  readonly statsIntervalMs: number;
+}
+
+const CHECK_BACKOFF = { baseMs: 1000, maxMs: 30_000 } as const;
+
+export class Bridge {
+  readonly stats: BridgeStats = createStats();
+  private readonly writer: Writer;
+  private readonly rejections: ThrottledLog;
+  private mqtt: MqttConnection | undefined;
+  private statsTimer: NodeJS.Timeout | undefined;
+  private readonly stopping = new AbortController();
+
+  constructor(
+    private readonly options: BridgeOptions,
+    private readonly sink: Sink,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.writer = new Writer(sink, options, this.stats, logger.child({ component: 'writer' }));
+    this.rejections = new ThrottledLog(logger, 60_000);
+  }
+
+  /**
+   * Waits until the database answers (retrying with backoff while it is unreachable; a missing
+   * database or bucket, or refused credentials, reject), then starts intake.
+   * Resolves false if stopped before the database answered.
+   */
+  async start(): Promise<boolean> {
+    if (!(await this.checkSink())) return false;
+    this.writer.start();
+    const mqtt = new MqttConnection(
+      { ...this.options.mqtt, clean: false, reconnect: true, onMessage: (topic, payload) => this.handle(topic, payload) },
+      this.logger.child({ component: 'mqtt' }),
+    );
+    mqtt.onConnect((sessionPresent) => {
+      if (sessionPresent) return;
+      mqtt.subscribe(SUBSCRIPTION, 1).then(
+        () => this.logger.info({ topic: SUBSCRIPTION }, 'subscribed'),
+        (error: unknown) => this.logger.error({ err: error, topic: SUBSCRIPTION }, 'subscription failed'),
+      );
+    });
+    this.mqtt = mqtt;
+    this.statsTimer = setInterval(() => this.logStats('stats'), this.options.statsIntervalMs);
+    return true;
+  }
+
+  private async checkSink(): Promise<boolean> {
+    for (let attempt = 0; !this.stopping.signal.aborted; attempt++) {
+      try {
+        await this.sink.check();
+        this.logger.info({ target: this.sink.target }, 'database ready');
+        return true;
+      } catch (error) {
+        if (error instanceof SinkError && error.kind === 'fatal') throw error;
+        const delay = backoffDelay(attempt, CHECK_BACKOFF);
+        const message = error instanceof Error ? error.message : String(error);
+        this.logger.warn({ err: message, attempt: attempt + 1, retryInMs: delay }, 'database unreachable, retrying');
+        await sleep(delay, this.stopping.signal);
+      }
+    }
+    return false;
+  }
+
+  /** One incoming message. Returns a promise only when the writer's queue is full (back-pressure). */
+  handle(topic: string, payload: Buffer): void | Promise<void> {
+    this.stats.received++;
+    const decoded = decodeMessage(topic, payload, {
+      now: this.now(),
+      maxPayloadBytes: this.options.maxPayloadBytes,
+      maxFutureMs: this.options.maxFutureMs,
+    });
+    if (!decoded.ok) {
+      this.stats.rejected[decoded.reason]++;
+      this.rejections.warn(decoded.reason, { reason: decoded.reason, topic: topic.slice(0, 200), detail: decoded.detail }, 'message rejected');
+      return undefined;
+    }
+    if (decoded.kind === 'availability') {
+      this.stats.availability++;
+      return undefined;
+    }
+    return this.writer.push(toLine(decoded.sample));
+  }
+
+  private logStats(message: string): void {
+    const { rejected, ...counters } = this.stats;
+    const rejectedByReason = Object.fromEntries(Object.entries(rejected).filter(([, n]) => n > 0));
+    this.logger.info({ ...counters, rejectedTotal: totalRejected(this.stats), rejected: rejectedByReason }, message);
+  }
+
+  /**
+   * Graceful stop: stop intake (the broker keeps queuing for our session), write what is queued
+   * within the timeout, disconnect. Resolves with the number of points that could not be written.
+   */
+  async stop(timeoutMs: number): Promise<number> {
+    this.stopping.abort();
+    clearInterval(this.statsTimer);
+    const started = this.now();
+    // Intake stops first, so nothing is acknowledged after the last write.
+    await Promise.race([this.mqtt?.close() ?? Promise.resolve(), sleep(Math.min(2000, timeoutMs))]);
+    const unwritten = await this.writer.stop(Math.max(0, timeoutMs - (this.now() - started)));
+    this.stats.lost += unwritten;
+    this.logStats('bridge stopped');
+    return unwritten;
+  }
+}

@@ -1,0 +1,99 @@
+/** The bridge's configuration: one schema, read from the environment at start. */
+import { duration, integer, logLevel, oneOf, parseConfig, url, z, type ConfigResult, type Env } from '../common/config.js';
+import { MQTT_PROTOCOLS } from '../common/mqtt.js';
+
+export const bridgeSchema = z.object({
+  MQTT_URL: url(MQTT_PROTOCOLS, 'mqtt://localhost:1883'),
+  MQTT_USERNAME: z.string().optional(),
+  MQTT_PASSWORD: z.string().optional(),
+  /** Fixed, so the broker keeps the bridge's session and queues messages while it is away. */
+  MQTT_CLIENT_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"').default('hostpulse-bridge'),
+  INFLUX_API: oneOf(['2', '1'], '2'),
+  INFLUX_URL: url(['http', 'https']),
+  INFLUX_TOKEN: z.string().optional(),
+  INFLUX_ORG: z.string().optional(),
+  INFLUX_BUCKET: z.string().optional(),
+  INFLUX_DATABASE: z.string().optional(),
+  INFLUX_USERNAME: z.string().optional(),
+  INFLUX_PASSWORD: z.string().optional(),
+  INFLUX_RETENTION_POLICY: z.string().optional(),
+  INFLUX_TIMEOUT: duration('10s', '1s', '5m'),
+  BATCH_SIZE: integer(5000, 1, 100_000),
+  FLUSH_INTERVAL: duration('1s', '10ms', '1m'),
+  MAX_BUFFERED: integer(100_000, 1, 10_000_000),
+  MAX_PAYLOAD_BYTES: integer(4096, 16, 1_048_576),
+  MAX_FUTURE: duration('5m', '0s', '168h'),
+  SHUTDOWN_TIMEOUT: duration('10s', '0s', '5m'),
+  STATS_INTERVAL: duration('60s', '1s', '24h'),
+  LOG_LEVEL: logLevel(),
+});
+
+type BridgeEnv = z.output<typeof bridgeSchema>;
+
+export type SinkSettings =
+  | { readonly api: '2'; readonly url: string; readonly token?: string | undefined; readonly org?: string | undefined; readonly bucket: string; readonly timeoutMs: number }
+  | {
+      readonly api: '1';
+      readonly url: string;
+      readonly database: string;
+      readonly retentionPolicy?: string | undefined;
+      readonly username?: string | undefined;
+      readonly password?: string | undefined;
+      readonly timeoutMs: number;
+    };
+
+export interface BridgeConfig {
+  readonly mqtt: { readonly url: string; readonly username?: string | undefined; readonly password?: string | undefined; readonly clientId: string };
+  readonly influx: SinkSettings;
+  readonly batchSize: number;
+  readonly flushIntervalMs: number;
+  readonly maxBuffered: number;
+  readonly maxPayloadBytes: number;
+  readonly maxFutureMs: number;
+  readonly shutdownTimeoutMs: number;
+  readonly statsIntervalMs: number;
+  readonly logLevel: BridgeEnv['LOG_LEVEL'];
+}
+
+function crossCheck(c: BridgeEnv): string[] {
+  const errors: string[] = [];
+  if (c.INFLUX_API === '2' && c.INFLUX_BUCKET === undefined) errors.push('INFLUX_BUCKET: is required (or set INFLUX_API=1 and INFLUX_DATABASE for InfluxDB 1.x)');
+  if (c.INFLUX_API === '1' && c.INFLUX_DATABASE === undefined) errors.push('INFLUX_DATABASE: is required when INFLUX_API=1');
+  if (c.INFLUX_PASSWORD !== undefined && c.INFLUX_USERNAME === undefined) errors.push('INFLUX_USERNAME: is required when INFLUX_PASSWORD is set');
+  if (c.MQTT_PASSWORD !== undefined && c.MQTT_USERNAME === undefined) errors.push('MQTT_USERNAME: is required when MQTT_PASSWORD is set');
+  if (c.MAX_BUFFERED < c.BATCH_SIZE) errors.push(`MAX_BUFFERED: must be at least BATCH_SIZE (${c.BATCH_SIZE})`);
+  return errors;
+}
+
+export function loadBridgeConfig(env: Env): ConfigResult<BridgeConfig> {
+  const parsed = parseConfig(bridgeSchema, env, crossCheck);
+  if (!parsed.ok) return parsed;
+  const c = parsed.config;
+  const influx: SinkSettings =
+    c.INFLUX_API === '1'
+      ? {
+          api: '1',
+          url: c.INFLUX_URL,
+          database: c.INFLUX_DATABASE as string,
+          retentionPolicy: c.INFLUX_RETENTION_POLICY,
+          username: c.INFLUX_USERNAME,
+          password: c.INFLUX_PASSWORD,
+          timeoutMs: c.INFLUX_TIMEOUT,
+        }
+      : { api: '2', url: c.INFLUX_URL, token: c.INFLUX_TOKEN, org: c.INFLUX_ORG, bucket: c.INFLUX_BUCKET as string, timeoutMs: c.INFLUX_TIMEOUT };
+  return {
+    ok: true,
+    config: Object.freeze({
+      mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD, clientId: c.MQTT_CLIENT_ID },
+      influx,
+      batchSize: c.BATCH_SIZE,
+      flushIntervalMs: c.FLUSH_INTERVAL,
+      maxBuffered: c.MAX_BUFFERED,
+      maxPayloadBytes: c.MAX_PAYLOAD_BYTES,
+      maxFutureMs: c.MAX_FUTURE,
+      shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT,
+      statsIntervalMs: c.STATS_INTERVAL,
+      logLevel: c.LOG_LEVEL,
+    }),
+  };
+}

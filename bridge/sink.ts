@@ -1,0 +1,59 @@
+/**
+ * A sink writes a batch of line-protocol lines to a database. It knows nothing of MQTT, timers or
+ * retries; the writer decides those from the SinkError's kind.
+ */
+export type SinkErrorKind =
+  /** Worth retrying later: network failure, 5xx, 429, timeouts, a database that went away. */
+  | 'transient'
+  /** The database refused the data itself (400: malformed line, type conflict, limits): retrying cannot help. */
+  | 'rejected'
+  /** 413: the batch is over the server's body size; split it. */
+  | 'too_large'
+  /** Configuration is wrong (no such database or bucket, credentials refused): stop at start. */
+  | 'fatal';
+
+export class SinkError extends Error {
+  constructor(
+    message: string,
+    readonly kind: SinkErrorKind,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'SinkError';
+  }
+}
+
+export interface Sink {
+  /** Where it writes, for logs (no secrets). */
+  readonly target: string;
+  /** Verifies at start that the database or bucket exists and accepts writes; throws a SinkError. */
+  check(): Promise<void>;
+  /** Writes lines (newline-joined); throws a SinkError. */
+  write(lines: readonly string[]): Promise<void>;
+}
+
+/** Parses a Retry-After header (seconds or an HTTP date) into milliseconds. */
+export function retryAfterMs(header: string | null | undefined, now = Date.now()): number | undefined {
+  if (!header) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** How a write's HTTP status is handled while running. */
+export function kindOfStatus(status: number): SinkErrorKind {
+  if (status === 400 || status === 422) return 'rejected';
+  if (status === 413) return 'too_large';
+  return 'transient';
+}
+
+/** The answer to the start-up check: 2xx passes; missing database, bucket or rights are fatal. */
+export function checkStatus(status: number, message: string, target: string): void {
+  if (status >= 200 && status < 300) return;
+  if (status === 401 || status === 403) throw new SinkError(`${target}: credentials refused (${status} ${message})`, 'fatal', status);
+  if (status === 404 || /not found/i.test(message)) throw new SinkError(`${target}: ${message || 'not found'} (${status})`, 'fatal', status);
+  throw new SinkError(`${target}: ${status} ${message}`, kindOfStatus(status) === 'transient' ? 'transient' : 'fatal', status);
+}

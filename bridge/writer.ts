@@ -1,0 +1,167 @@
+/**
+ * The write path: a queue of encoded points, drained in batches (by size, or every flush
+ * interval) to a sink, one batch at a time.
+ *
+ * - A batch leaves the queue only after the sink has taken it (or refused it for good), so a
+ *   durable queue can replace the in-memory one without changing this loop.
+ * - Transient failures (database down, 5xx, 429) are retried with jittered backoff, honouring
+ *   Retry-After, for as long as it takes; meanwhile the queue fills up to its bound, then `push`
+ *   waits, which pauses MQTT intake and leaves the messages queued at the broker.
+ * - A batch refused as malformed (400) or too large (413) is split in halves until the bad lines
+ *   are isolated; those are counted and dropped, the rest is written. (InfluxDB 1.x has already
+ *   written the good lines of a 400 batch; writing them again is harmless, a point is keyed by
+ *   series and timestamp.)
+ */
+import { backoffDelay, sleep } from '../common/backoff.js';
+import type { Logger } from '../common/logger.js';
+import { ThrottledLog } from '../common/throttle.js';
+import { SinkError, type Sink } from './sink.js';
+import type { BridgeStats } from './stats.js';
+
+export interface WriterOptions {
+  readonly batchSize: number;
+  readonly flushIntervalMs: number;
+  /** Most points held before `push` waits. */
+  readonly maxBuffered: number;
+}
+
+/** Where points wait to be written. In memory for now; a durable queue implements the same. */
+export interface PointQueue {
+  readonly length: number;
+  append(line: string): void;
+  /** The oldest `max` points, left in the queue. */
+  peek(max: number): readonly string[];
+  /** Removes the oldest `count` points, once written. */
+  remove(count: number): void;
+}
+
+export class MemoryQueue implements PointQueue {
+  private items: string[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  append(line: string): void {
+    this.items.push(line);
+  }
+  peek(max: number): readonly string[] {
+    return this.items.slice(this.head, this.head + max);
+  }
+  remove(count: number): void {
+    this.head += count;
+    if (this.head > 4096 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
+const BACKOFF = { baseMs: 500, maxMs: 30_000 } as const;
+
+export class Writer {
+  private wake: (() => void) | undefined;
+  private spaceWaiters: (() => void)[] = [];
+  private stopping = false;
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | undefined;
+  private readonly warnings: ThrottledLog;
+
+  constructor(
+    private readonly sink: Sink,
+    private readonly options: WriterOptions,
+    private readonly stats: BridgeStats,
+    private readonly logger: Logger,
+    private readonly queue: PointQueue = new MemoryQueue(),
+  ) {
+    this.warnings = new ThrottledLog(logger, 30_000);
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Queues a point; when the queue is full, the returned promise resolves once there is room. */
+  push(line: string): void | Promise<void> {
+    this.queue.append(line);
+    this.stats.buffered = this.queue.length;
+    if (this.queue.length >= this.options.batchSize) this.wake?.();
+    if (this.queue.length < this.options.maxBuffered) return undefined;
+    return new Promise((resolve) => this.spaceWaiters.push(resolve));
+  }
+
+  /**
+   * Stops after writing what is queued, or at the deadline. Resolves with the number of points
+   * that could not be written.
+   */
+  async stop(timeoutMs: number): Promise<number> {
+    this.stopping = true;
+    this.wake?.();
+    const deadline = setTimeout(() => this.abort.abort(), timeoutMs);
+    await this.loop;
+    clearTimeout(deadline);
+    this.releaseWaiters();
+    return this.queue.length;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.abort.signal.aborted) {
+      if (this.queue.length === 0 && this.stopping) return;
+      if (this.queue.length < this.options.batchSize && !this.stopping) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, this.options.flushIntervalMs);
+          this.wake = done;
+          function done(): void {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        this.wake = undefined;
+      }
+      const batch = this.queue.peek(this.options.batchSize);
+      if (batch.length === 0) continue;
+      if (!(await this.writeBatch(batch))) return;
+      this.queue.remove(batch.length);
+      this.stats.buffered = this.queue.length;
+      this.releaseWaiters();
+    }
+  }
+
+  private releaseWaiters(): void {
+    if (this.queue.length >= this.options.maxBuffered && !this.abort.signal.aborted) return;
+    const waiters = this.spaceWaiters;
+    this.spaceWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Writes a batch, retrying transient failures; false only when stopped at the deadline. */
+  private async writeBatch(lines: readonly string[]): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.sink.write(lines);
+        this.stats.written += lines.length;
+        if (attempt > 0) this.logger.info({ target: this.sink.target, attempts: attempt + 1 }, 'database writable again');
+        return true;
+      } catch (error) {
+        const e = error instanceof SinkError ? error : new SinkError(String(error), 'transient', undefined, undefined, { cause: error });
+        if (e.kind === 'rejected' || e.kind === 'too_large') return this.split(lines, e);
+        if (this.abort.signal.aborted) return false;
+        this.stats.retries++;
+        const delay = Math.max(backoffDelay(attempt, BACKOFF), e.retryAfterMs ?? 0);
+        this.warnings.warn('write', { err: e.message, status: e.status, points: lines.length, retryInMs: delay }, 'write failed, retrying');
+        await sleep(delay, this.abort.signal);
+        if (this.abort.signal.aborted) return false;
+      }
+    }
+  }
+
+  private async split(lines: readonly string[], error: SinkError): Promise<boolean> {
+    if (lines.length === 1) {
+      this.stats.dbRejected++;
+      this.warnings.warn(`rejected:${error.kind}`, { err: error.message, status: error.status, line: lines[0] }, 'database refused a point, dropped');
+      return true;
+    }
+    const half = Math.ceil(lines.length / 2);
+    return (await this.writeBatch(lines.slice(0, half))) && this.writeBatch(lines.slice(half));
+  }
+}

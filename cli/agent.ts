@@ -1,0 +1,159 @@
+/** `hostpulse agent`: sample this PC and publish to MQTT. */
+import { writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { Agent, toMessages } from '../agent/agent.js';
+import { collectors } from '../agent/collectors/index.js';
+import { loadAgentConfig, type AgentConfig } from '../agent/config.js';
+import { ReplayProbe, record, type Probe } from '../agent/probe.js';
+import { Sampler } from '../agent/sampler.js';
+import { createSystemProbe } from '../agent/si-probe.js';
+import { sleep } from '../common/backoff.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { MqttConnection } from '../common/mqtt.js';
+import { OFFLINE, availabilityTopic } from '../protocol/index.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, parseFlags, untilSignal } from './shared.js';
+
+export const AGENT_HELP = `Usage: hostpulse agent [options]
+
+Samples this PC (CPU, GPU, memory, disks, network, battery) every SAMPLE_INTERVAL and publishes
+each metric with QoS 1 to sensors/<host>/<metric>.
+
+Options:
+  --once             publish one round, exit 0 once the broker acknowledged every sample
+  --print            print one round as JSON lines; needs no broker
+  --record FILE      record this machine's raw sensor readings (two rounds) to FILE
+  --replay FILE      read sensors from a recording instead of this machine
+  --host NAME        same as SENSORS_HOST
+  --interval TIME    same as SAMPLE_INTERVAL
+  --mqtt-url URL     same as MQTT_URL
+  -h, --help         show this help
+
+Environment:
+  SENSORS_HOST     host name in topics, [a-z0-9-], at most 63 (default: the OS host name,
+                   lower-cased, other characters replaced by "-")
+  SAMPLE_INTERVAL  time between rounds, e.g. 5s, 1m (default 10s, at least 1s)
+  MQTT_URL         broker, mqtt:// mqtts:// ws:// or wss:// (default mqtt://localhost:1883)
+  MQTT_USERNAME    broker login (optional)
+  MQTT_PASSWORD    broker password (optional)
+  MAX_PENDING      samples awaiting the broker's acknowledgement before new ones are
+                   dropped and counted (default 10000)
+  LOG_LEVEL        fatal, error, warn, info, debug, trace or silent (default info)
+`;
+
+/** Time to let rate-based readings (CPU usage, network rates) build up after their baseline. */
+const PRIME_MS = 1000;
+
+export async function runAgent(args: readonly string[]): Promise<number> {
+  const flags = parseFlags('agent', args, {
+    once: { type: 'boolean' },
+    print: { type: 'boolean' },
+    record: { type: 'string' },
+    replay: { type: 'string' },
+    host: { type: 'string' },
+    interval: { type: 'string' },
+    'mqtt-url': { type: 'string' },
+  });
+  if (!flags) return EXIT_USAGE;
+  if (flags['help']) {
+    process.stdout.write(AGENT_HELP);
+    return EXIT_OK;
+  }
+  const modes = ['once', 'print', 'record'].filter((m) => flags[m] !== undefined);
+  if (modes.length > 1) {
+    process.stderr.write(`hostpulse agent: --${modes.join(' and --')} cannot be combined\n`);
+    return EXIT_USAGE;
+  }
+  const env = {
+    ...process.env,
+    ...(typeof flags['host'] === 'string' ? { SENSORS_HOST: flags['host'] } : {}),
+    ...(typeof flags['interval'] === 'string' ? { SAMPLE_INTERVAL: flags['interval'] } : {}),
+    ...(typeof flags['mqtt-url'] === 'string' ? { MQTT_URL: flags['mqtt-url'] } : {}),
+  };
+  const config = configOrReport('agent', loadAgentConfig(env, hostname()));
+  if (!config) return EXIT_USAGE;
+  // With --print and --record, stdout carries data: logs go to stderr.
+  const toStderr = flags['print'] !== undefined || flags['record'] !== undefined;
+  const logger = createLogger({ name: 'agent', level: config.logLevel, fd: toStderr ? 2 : 1 });
+
+  let probe: Probe;
+  try {
+    probe = typeof flags['replay'] === 'string' ? await ReplayProbe.fromFile(flags['replay']) : createSystemProbe();
+  } catch (error) {
+    process.stderr.write(`hostpulse agent: cannot read --replay file: ${(error as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+
+  if (typeof flags['record'] === 'string') {
+    const recording = await record(probe, process.platform);
+    await writeFile(flags['record'], `${JSON.stringify({ description: `recorded on ${config.host}`, ...recording }, null, 2)}\n`);
+    process.stderr.write(`recorded ${recording.rounds.length} rounds to ${flags['record']}\n`);
+    return EXIT_OK;
+  }
+
+  const sampler = createSampler(probe, config, logger);
+  if (flags['print']) {
+    await sampler.prime();
+    await sleep(PRIME_MS);
+    const ts = Date.now();
+    let seq = 0;
+    for (const m of toMessages(config.host, await sampler.round(), ts, () => seq++)) {
+      process.stdout.write(`${JSON.stringify({ topic: m.topic, payload: JSON.parse(m.payload) as unknown })}\n`);
+    }
+    return EXIT_OK;
+  }
+  return flags['once'] ? runOnce(config, sampler, logger) : runForever(config, sampler, logger);
+}
+
+function createSampler(probe: Probe, config: AgentConfig, logger: Logger): Sampler {
+  const context = { probe, monotonicMs: () => performance.now() };
+  const list = Object.values(collectors).map((factory) => factory(context));
+  return new Sampler(list, logger.child({ component: 'sampler' }), { timeoutMs: Math.min(10_000, Math.max(2000, config.intervalMs)) });
+}
+
+function connection(config: AgentConfig, logger: Logger, once: boolean): MqttConnection {
+  return new MqttConnection(
+    {
+      ...config.mqtt,
+      clientId: `hostpulse-agent-${config.host}`,
+      clean: true,
+      reconnect: !once,
+      ...(once ? {} : { will: { topic: availabilityTopic(config.host), payload: OFFLINE, retain: true } }),
+    },
+    logger.child({ component: 'mqtt' }),
+  );
+}
+
+async function runOnce(config: AgentConfig, sampler: Sampler, logger: Logger): Promise<number> {
+  const mqtt = connection(config, logger, true);
+  const agent = new Agent(config, sampler, mqtt, logger);
+  try {
+    await Promise.all([mqtt.waitConnected(10_000), sampler.prime().then(() => sleep(PRIME_MS))]);
+  } catch (error) {
+    await mqtt.close(true);
+    process.stderr.write(`hostpulse agent --once: ${(error as Error).message}\n`);
+    return EXIT_FAILURE;
+  }
+  const result = await Promise.race([agent.publishRound(), sleep(30_000).then(() => undefined)]);
+  await mqtt.close(true);
+  if (!result || result.failed > 0 || agent.stats.dropped > 0) {
+    const why = result ? `${result.failed + agent.stats.dropped} samples were not acknowledged (${mqtt.reason()})` : 'no acknowledgement within 30 s';
+    process.stderr.write(`hostpulse agent --once: ${why}\n`);
+    return EXIT_FAILURE;
+  }
+  logger.info({ host: config.host, published: result.published }, 'published one round');
+  return EXIT_OK;
+}
+
+async function runForever(config: AgentConfig, sampler: Sampler, logger: Logger): Promise<number> {
+  const mqtt = connection(config, logger, false);
+  const agent = new Agent(config, sampler, mqtt, logger);
+  logger.info({ host: config.host, intervalMs: config.intervalMs }, 'agent starting');
+  const signal = untilSignal();
+  await sampler.prime();
+  const early = await Promise.race([signal, sleep(PRIME_MS).then(() => undefined)]);
+  if (!early) agent.start();
+  logger.info({ signal: await signal }, 'stopping');
+  await agent.stop(5000);
+  return EXIT_OK;
+}

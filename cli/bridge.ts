@@ -1,0 +1,80 @@
+/** `hostpulse bridge`: store what the agents publish in InfluxDB. */
+import { Bridge } from '../bridge/bridge.js';
+import { loadBridgeConfig, type SinkSettings } from '../bridge/config.js';
+import type { Sink } from '../bridge/sink.js';
+import { createInfluxV1Sink } from '../bridge/sinks/influx-v1.js';
+import { createInfluxV2Sink } from '../bridge/sinks/influx-v2.js';
+import { createLogger } from '../common/logger.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, parseFlags, untilSignal } from './shared.js';
+
+export const BRIDGE_HELP = `Usage: hostpulse bridge [options]
+
+Subscribes to sensors/+/+ with a persistent session (QoS 1), validates every message against the
+metric catalog and writes the samples to InfluxDB in batches. Stops cleanly on SIGTERM/SIGINT,
+writing what it holds first.
+
+Options:
+  -h, --help         show this help
+
+Environment (MQTT):
+  MQTT_URL           broker, mqtt:// mqtts:// ws:// or wss:// (default mqtt://localhost:1883)
+  MQTT_USERNAME      broker login (optional)
+  MQTT_PASSWORD      broker password (optional)
+  MQTT_CLIENT_ID     fixed client id of the persistent session (default hostpulse-bridge)
+
+Environment (InfluxDB 2.x, 3.x, Cloud, 1.8+: the v2 write API, the default):
+  INFLUX_URL         e.g. http://localhost:8086 (required)
+  INFLUX_TOKEN       API token (1.8: user:password)
+  INFLUX_ORG         organisation (ignored by 1.8)
+  INFLUX_BUCKET      bucket (1.8: database/retention-policy) (required)
+
+Environment (InfluxDB 1.x through the v1 /write API):
+  INFLUX_API=1       use the v1 API (required for InfluxDB before 1.8)
+  INFLUX_URL         e.g. http://localhost:8086 (required)
+  INFLUX_DATABASE    database (required)
+  INFLUX_USERNAME, INFLUX_PASSWORD, INFLUX_RETENTION_POLICY   (optional)
+
+Environment (tuning):
+  INFLUX_TIMEOUT     one write request's time limit (default 10s)
+  BATCH_SIZE         points per write (default 5000)
+  FLUSH_INTERVAL     longest wait before a partial batch is written (default 1s)
+  MAX_BUFFERED       points held while InfluxDB is slow or down; beyond it intake pauses and
+                     the broker queues (default 100000)
+  MAX_PAYLOAD_BYTES  larger messages are rejected (default 4096)
+  MAX_FUTURE         samples stamped further ahead than this are rejected (default 5m)
+  SHUTDOWN_TIMEOUT   longest time to flush on stop (default 10s)
+  STATS_INTERVAL     how often counters are logged (default 60s)
+  LOG_LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
+`;
+
+function createSink(settings: SinkSettings): Sink {
+  return settings.api === '1' ? createInfluxV1Sink(settings) : createInfluxV2Sink(settings);
+}
+
+export async function runBridge(args: readonly string[]): Promise<number> {
+  const flags = parseFlags('bridge', args, {});
+  if (!flags) return EXIT_USAGE;
+  if (flags['help']) {
+    process.stdout.write(BRIDGE_HELP);
+    return EXIT_OK;
+  }
+  const config = configOrReport('bridge', loadBridgeConfig(process.env));
+  if (!config) return EXIT_USAGE;
+  const logger = createLogger({ name: 'bridge', level: config.logLevel });
+  const bridge = new Bridge(config, createSink(config.influx), logger);
+  const signal = untilSignal();
+  const started = bridge.start().catch((error: unknown) => error as Error);
+  const first = await Promise.race([started, signal]);
+  if (first instanceof Error) {
+    logger.fatal({ err: first.message }, 'cannot start');
+    process.stderr.write(`hostpulse bridge: ${first.message}\n`);
+    return EXIT_FAILURE;
+  }
+  logger.info({ signal: await signal }, 'stopping');
+  const unwritten = await bridge.stop(config.shutdownTimeoutMs);
+  if (unwritten > 0) {
+    logger.error({ unwritten }, 'stopped before every point was written');
+    return EXIT_FAILURE;
+  }
+  return EXIT_OK;
+}

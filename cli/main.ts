@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+/** The `hostpulse` command: one CLI, a subcommand per service. */
+import { readFileSync } from 'node:fs';
+import { runAgent } from './agent.js';
+import { runBridge } from './bridge.js';
+import { catalog } from '../protocol/catalog.js';
+import { metricTableMarkdown } from '../protocol/catalog-doc.js';
+
+function version(): string {
+  for (const path of ['../../package.json', '../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'hostpulse' && pkg.version) return pkg.version;
+    } catch {
+      // try the next place
+    }
+  }
+  return 'unknown';
+}
+
+const HELP = `hostpulse ${version()} — watch the temperatures and load of a fleet of PCs
+
+Usage: hostpulse <command> [options]
+
+Commands:
+  agent     sample this PC and publish each metric to MQTT (sensors/<host>/<metric>)
+  bridge    subscribe to the agents' topics and store the samples in InfluxDB
+  metrics   list every metric (JSON; --markdown for a table)
+
+Options:
+  -h, --help       show help (also: hostpulse <command> --help)
+  -v, --version    show the version
+
+Configuration is read from environment variables; see "hostpulse <command> --help".
+`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'agent':
+      return runAgent(rest);
+    case 'bridge':
+      return runBridge(rest);
+    case 'metrics':
+      process.stdout.write(rest.includes('--markdown') ? `${metricTableMarkdown()}\n` : `${JSON.stringify(catalog, null, 2)}\n`);
+      return 0;
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(HELP);
+      return command === undefined ? 2 : 0;
+    case '-v':
+    case '--version':
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    default:
+      process.stderr.write(`hostpulse: unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`hostpulse: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

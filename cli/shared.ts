@@ -1,0 +1,41 @@
+/** What the subcommands share: config error output, parsing flags, stopping on signals. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ConfigResult } from '../common/config.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** Prints every configuration problem on its own line; returns the config or undefined. */
+export function configOrReport<T>(command: string, result: ConfigResult<T>): T | undefined {
+  if (result.ok) return result.config;
+  process.stderr.write(`hostpulse ${command}: invalid configuration\n${result.errors.map((e) => `${e}\n`).join('')}`);
+  return undefined;
+}
+
+export type Flags = ReturnType<typeof parseArgs>['values'];
+
+/** Parses flags; prints the problem and returns undefined on a bad flag. */
+export function parseFlags(command: string, args: readonly string[], options: ParseArgsConfig['options']): Flags | undefined {
+  try {
+    return parseArgs({ args: [...args], options: { help: { type: 'boolean', short: 'h' }, ...options }, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    process.stderr.write(`hostpulse ${command}: ${(error as Error).message}\nSee "hostpulse ${command} --help".\n`);
+    return undefined;
+  }
+}
+
+/** Resolves with the first SIGTERM or SIGINT; a second one exits at once. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const handler = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', handler);
+      process.off('SIGINT', handler);
+      process.once('SIGTERM', () => process.exit(130));
+      process.once('SIGINT', () => process.exit(130));
+      resolve(signal);
+    };
+    process.on('SIGTERM', handler);
+    process.on('SIGINT', handler);
+  });
+}

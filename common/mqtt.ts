@@ -1,0 +1,195 @@
+/**
+ * The one place mqtt (MQTT.js) is imported: a small connection wrapper used by the agent's
+ * publisher and the bridge's subscriber.
+ *
+ * - Reconnects back off exponentially with jitter (MQTT.js alone retries every second).
+ * - Incoming messages go to one handler; a QoS 1 PUBACK is sent only when the handler's promise
+ *   resolves, so the receiver decides when a message counts as taken (MQTT.js handles one
+ *   incoming packet at a time, so a slow handler also pauses intake: that is the back-pressure).
+ */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { backoffDelay } from './backoff.js';
+import type { Logger } from './logger.js';
+
+export interface MqttSettings {
+  readonly url: string;
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  readonly clientId: string;
+  /** false: a persistent session, the broker queues QoS 1 messages while we are away. */
+  readonly clean: boolean;
+  readonly will?: { readonly topic: string; readonly payload: string; readonly retain: boolean };
+  /** false: give up after the first failed attempt (one-shot commands). */
+  readonly reconnect: boolean;
+  readonly connectTimeoutMs?: number;
+  readonly keepaliveSeconds?: number;
+  /** Receives every incoming message; set from the start so that nothing is acknowledged unhandled. */
+  readonly onMessage?: MessageHandler;
+}
+
+export type MessageHandler = (topic: string, payload: Buffer) => void | Promise<void>;
+
+/** URL schemes the MQTT settings accept: TCP, TLS, WebSocket, secure WebSocket. */
+export const MQTT_PROTOCOLS = ['mqtt', 'mqtts', 'ws', 'wss'] as const;
+
+const BACKOFF = { baseMs: 1000, maxMs: 30_000 } as const;
+
+/** CONNACK return codes of MQTT 3.1.1, in words. */
+const CONNACK_REASONS: Record<number, string> = {
+  1: 'unacceptable protocol version',
+  2: 'client identifier rejected',
+  3: 'server unavailable',
+  4: 'bad user name or password',
+  5: 'not authorized',
+};
+
+export function describeMqttError(error: unknown): string {
+  const e = error as { code?: unknown; message?: unknown };
+  if (typeof e.code === 'number' && CONNACK_REASONS[e.code]) return `broker refused the connection: ${CONNACK_REASONS[e.code]}`;
+  return typeof e.message === 'string' ? e.message : String(error);
+}
+
+/** The broker URL with any password removed, for logs. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = '';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+export class MqttConnection {
+  private readonly client: MqttClient;
+  private attempts = 0;
+  private lastError: unknown;
+  private readonly connectHandlers: ((sessionPresent: boolean) => void)[] = [];
+
+  constructor(
+    private readonly settings: MqttSettings,
+    private readonly logger: Logger,
+  ) {
+    const options: IClientOptions = {
+      clientId: settings.clientId,
+      clean: settings.clean,
+      protocolVersion: 4,
+      connectTimeout: settings.connectTimeoutMs ?? 10_000,
+      keepalive: settings.keepaliveSeconds ?? 30,
+      reconnectPeriod: settings.reconnect ? backoffDelay(0, BACKOFF) : 0,
+      resubscribe: false,
+      ...(settings.username !== undefined ? { username: settings.username } : {}),
+      ...(settings.password !== undefined ? { password: settings.password } : {}),
+      ...(settings.will ? { will: { ...settings.will, qos: 1 as const } } : {}),
+    };
+    this.client = mqtt.connect(settings.url, options);
+    this.client.handleMessage = (packet, callback) => {
+      const handler = settings.onMessage;
+      if (!handler) return callback();
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+      let result: void | Promise<void>;
+      try {
+        result = handler(packet.topic, payload);
+      } catch (error) {
+        this.logger.error({ err: error, topic: packet.topic }, 'message handler failed');
+        return callback();
+      }
+      if (result) {
+        result.then(
+          () => callback(),
+          (error: unknown) => {
+            this.logger.error({ err: error, topic: packet.topic }, 'message handler failed');
+            callback();
+          },
+        );
+      } else {
+        callback();
+      }
+    };
+    this.client.on('connect', (connack) => {
+      if (this.attempts > 0) this.logger.info({ url: safeUrl(settings.url), attempts: this.attempts }, 'broker connection restored');
+      else this.logger.info({ url: safeUrl(settings.url), sessionPresent: connack.sessionPresent }, 'connected to broker');
+      this.attempts = 0;
+      this.lastError = undefined;
+      this.client.options.reconnectPeriod = settings.reconnect ? backoffDelay(0, BACKOFF) : 0;
+      for (const h of this.connectHandlers) h(connack.sessionPresent);
+    });
+    this.client.on('error', (error) => {
+      this.lastError = error;
+    });
+    this.client.on('close', () => {
+      if (!settings.reconnect || this.client.disconnecting) return;
+      this.attempts++;
+      const delay = backoffDelay(this.attempts, BACKOFF);
+      this.client.options.reconnectPeriod = delay;
+      const fields = { url: safeUrl(settings.url), attempt: this.attempts, retryInMs: delay, reason: this.reason() };
+      // First failures at warn, then only every 10th, so a long outage does not flood the log.
+      if (this.attempts <= 3 || this.attempts % 10 === 0) this.logger.warn(fields, 'broker unreachable, retrying');
+    });
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  /** The last connection error in words. */
+  reason(): string {
+    return this.lastError === undefined ? 'connection closed' : describeMqttError(this.lastError);
+  }
+
+  onConnect(handler: (sessionPresent: boolean) => void): void {
+    this.connectHandlers.push(handler);
+  }
+
+  /** Resolves on the first connection; rejects with the reason when it fails or times out. */
+  waitConnected(timeoutMs: number): Promise<void> {
+    if (this.client.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.client.off('connect', onConnect);
+        this.client.off('close', onClose);
+      };
+      const onConnect = (): void => {
+        cleanup();
+        resolve();
+      };
+      const onClose = (): void => {
+        if (this.settings.reconnect) return;
+        cleanup();
+        reject(new Error(`could not connect to ${safeUrl(this.settings.url)}: ${this.reason()}`));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`could not connect to ${safeUrl(this.settings.url)} within ${timeoutMs} ms: ${this.reason()}`));
+      }, timeoutMs);
+      this.client.on('connect', onConnect);
+      this.client.on('close', onClose);
+    });
+  }
+
+  /** Publishes; for QoS 1 resolves when the broker has acknowledged. */
+  publish(topic: string, payload: string, options: { qos: 0 | 1; retain?: boolean }): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.client.publish(topic, payload, { qos: options.qos, retain: options.retain ?? false }, (error) =>
+        error ? reject(error) : resolve(),
+      );
+    });
+  }
+
+  subscribe(topic: string, qos: 0 | 1): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.client.subscribe(topic, { qos }, (error, granted) => {
+        if (error) return reject(error);
+        const refused = granted?.find((g) => g.qos === 128);
+        if (refused) return reject(new Error(`broker refused the subscription to ${topic}`));
+        resolve();
+      });
+    });
+  }
+
+  /** Disconnects; `force` drops what is still in flight. */
+  close(force = false): Promise<void> {
+    return new Promise((resolve) => this.client.end(force, {}, () => resolve()));
+  }
+}

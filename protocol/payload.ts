@@ -1,0 +1,131 @@
+/**
+ * The payload codec. A sample's payload is a JSON object:
+ *   {"value": 42.5, "ts": 1763683200000, "unit": "°C", "seq": 17}
+ * `value` (a finite number) and `ts` (sample time, integer milliseconds since the epoch) are what
+ * the bridge stores; `unit` and `seq` (the agent's running sample counter) are informative.
+ * A bare number (`42.5`) is accepted too, stamped with the time of receipt, so that
+ * third-party publishers (ESPHome, Tasmota, scripts) can join in.
+ *
+ * Decoding never throws: it returns the sample or the reason it was rejected.
+ */
+import {
+  AVAILABILITY,
+  OFFLINE,
+  ONLINE,
+  TOPIC_ROOT,
+  isValidHost,
+  resolveMetric,
+  type ResolvedMetric,
+} from './names.js';
+
+export interface SamplePayload {
+  readonly value: number;
+  readonly ts: number;
+  readonly unit?: string;
+  readonly seq?: number;
+}
+
+export interface Sample {
+  readonly host: string;
+  readonly metric: ResolvedMetric;
+  readonly value: number;
+  readonly ts: number;
+  readonly seq?: number;
+}
+
+/** Every reason a message can be rejected for; counters are kept per reason. */
+export const REJECT_REASONS = [
+  'bad_topic',
+  'bad_host',
+  'unknown_metric',
+  'too_large',
+  'bad_payload',
+  'bad_value',
+  'out_of_range',
+  'bad_timestamp',
+  'future_timestamp',
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+export type Decoded =
+  | { readonly ok: true; readonly kind: 'sample'; readonly sample: Sample }
+  | { readonly ok: true; readonly kind: 'availability'; readonly host: string; readonly online: boolean }
+  | { readonly ok: false; readonly reason: RejectReason; readonly detail: string };
+
+export interface DecodeOptions {
+  /** Time of receipt, ms since the epoch. */
+  readonly now: number;
+  /** Largest accepted payload, bytes. */
+  readonly maxPayloadBytes: number;
+  /** How far a sample time may lie ahead of `now`, ms. */
+  readonly maxFutureMs: number;
+}
+
+/** Earliest plausible sample time (2001-09-09): catches seconds sent where milliseconds belong. */
+export const MIN_TIMESTAMP_MS = 1_000_000_000_000;
+
+export function encodePayload(payload: SamplePayload): string {
+  return JSON.stringify(payload);
+}
+
+const BARE_NUMBER = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
+
+function reject(reason: RejectReason, detail: string): Decoded {
+  return { ok: false, reason, detail };
+}
+
+export function decodeMessage(topic: string, payload: Uint8Array, options: DecodeOptions): Decoded {
+  const levels = topic.split('/');
+  if (levels.length !== 3 || levels[0] !== TOPIC_ROOT) return reject('bad_topic', 'expected sensors/<host>/<metric>');
+  const host = levels[1] ?? '';
+  const name = levels[2] ?? '';
+  if (!isValidHost(host)) return reject('bad_host', 'host must match ^[a-z0-9][a-z0-9-]{0,62}$');
+  if (payload.byteLength > options.maxPayloadBytes) {
+    return reject('too_large', `payload of ${payload.byteLength} bytes exceeds ${options.maxPayloadBytes}`);
+  }
+  const text = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8').trim();
+
+  if (name === AVAILABILITY) {
+    if (text === ONLINE || text === OFFLINE) return { ok: true, kind: 'availability', host, online: text === ONLINE };
+    return reject('bad_payload', 'availability must be "online" or "offline"');
+  }
+  const metric = resolveMetric(name);
+  if (!metric) return reject('unknown_metric', 'metric is not in the catalog');
+
+  let value: unknown;
+  let ts: unknown = options.now;
+  let seq: unknown;
+  if (BARE_NUMBER.test(text)) {
+    value = Number(text);
+  } else if (text.startsWith('{')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return reject('bad_payload', 'payload is neither a number nor valid JSON');
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      return reject('bad_payload', 'JSON payload must be an object');
+    }
+    const object = parsed as Record<string, unknown>;
+    value = object['value'];
+    if (object['ts'] !== undefined) ts = object['ts'];
+    seq = object['seq'];
+  } else {
+    return reject('bad_payload', 'payload is neither a number nor a JSON object');
+  }
+
+  if (typeof value !== 'number' || !Number.isFinite(value)) return reject('bad_value', 'value must be a finite number');
+  const { min, max } = metric.spec;
+  if (value < min || value > max) return reject('out_of_range', `value ${value} outside [${min}, ${max}]`);
+  if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < MIN_TIMESTAMP_MS) {
+    return reject('bad_timestamp', 'ts must be integer milliseconds since the epoch');
+  }
+  if (ts > options.now + options.maxFutureMs) return reject('future_timestamp', `ts is ${ts - options.now} ms in the future`);
+
+  const sample: Sample =
+    typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0
+      ? { host, metric, value, ts, seq }
+      : { host, metric, value, ts };
+  return { ok: true, kind: 'sample', sample };
+}

@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import { loadAgentConfig } from '../agent/config.js';
+import { loadBridgeConfig } from '../bridge/config.js';
+import { parseDuration } from '../common/config.js';
+import { execCli } from './harness/cli.js';
+
+describe('durations', () => {
+  it.each([
+    ['500ms', 500],
+    ['10s', 10_000],
+    ['1.5m', 90_000],
+    ['2h', 7_200_000],
+    ['10', undefined],
+    ['10 s', undefined],
+    ['-1s', undefined],
+    ['1d', undefined],
+    ['', undefined],
+  ])('%j is %s ms', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+});
+
+describe('agent configuration', () => {
+  it('has working defaults', () => {
+    const result = loadAgentConfig({}, 'Office-PC.local');
+    expect(result).toEqual({
+      ok: true,
+      config: { host: 'office-pc-local', intervalMs: 10_000, mqtt: { url: 'mqtt://localhost:1883', username: undefined, password: undefined }, maxPending: 10_000, logLevel: 'info' },
+    });
+  });
+
+  it('takes every setting from the environment', () => {
+    const result = loadAgentConfig(
+      { SENSORS_HOST: 'pc-7', SAMPLE_INTERVAL: '2s', MQTT_URL: 'mqtts://broker:8883', MQTT_USERNAME: 'pc-7', MQTT_PASSWORD: 'pw', MAX_PENDING: '50', LOG_LEVEL: 'debug' },
+      'ignored',
+    );
+    expect(result).toEqual({
+      ok: true,
+      config: { host: 'pc-7', intervalMs: 2000, mqtt: { url: 'mqtts://broker:8883', username: 'pc-7', password: 'pw' }, maxPending: 50, logLevel: 'debug' },
+    });
+  });
+
+  it('treats an empty variable as unset', () => {
+    const result = loadAgentConfig({ SENSORS_HOST: '', SAMPLE_INTERVAL: '' }, 'pc');
+    expect(result).toMatchObject({ ok: true, config: { host: 'pc', intervalMs: 10_000 } });
+  });
+
+  it.each([
+    [{ SENSORS_HOST: 'Bad Host' }, 'SENSORS_HOST: "Bad Host" must be lower-case letters, digits and "-", starting with a letter or digit'],
+    [{ SENSORS_HOST: 'pc/1' }, 'SENSORS_HOST: "pc/1" must be lower-case letters, digits and "-", starting with a letter or digit'],
+    [{ SENSORS_HOST: 'pc+' }, 'SENSORS_HOST: "pc+" must be lower-case letters, digits and "-", starting with a letter or digit'],
+    [{ SENSORS_HOST: 'x'.repeat(64) }, 'SENSORS_HOST: "' + 'x'.repeat(64) + '" is 64 characters long (at most 63)'],
+    [{ SAMPLE_INTERVAL: '500ms' }, 'SAMPLE_INTERVAL: must be between 1s and 24h (got "500ms")'],
+    [{ SAMPLE_INTERVAL: 'often' }, 'SAMPLE_INTERVAL: must be a duration such as 500ms, 10s, 5m or 1h (got "often")'],
+    [{ MQTT_URL: 'localhost:1883' }, 'MQTT_URL: must start with mqtt:// or mqtts:// or ws:// or wss:// (got "localhost:1883")'],
+    [{ MQTT_URL: 'not a url' }, 'MQTT_URL: must be a URL such as mqtt://host:port (got "not a url")'],
+    [{ MQTT_PASSWORD: 'pw' }, 'MQTT_USERNAME: is required when MQTT_PASSWORD is set'],
+    [{ MAX_PENDING: '0' }, 'MAX_PENDING: must be a whole number from 1 to 10000000 (got "0")'],
+    [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent'],
+  ])('%j → %s', (env, line) => {
+    expect(loadAgentConfig(env, 'pc')).toEqual({ ok: false, errors: [line] });
+  });
+
+  it('refuses an OS host name that gives no valid name', () => {
+    expect(loadAgentConfig({}, '___')).toEqual({ ok: false, errors: ['SENSORS_HOST: the OS host name "___" gives no valid host name; set SENSORS_HOST'] });
+  });
+});
+
+describe('bridge configuration', () => {
+  const v2 = { INFLUX_URL: 'http://db:8086', INFLUX_BUCKET: 'hostpulse', INFLUX_ORG: 'home', INFLUX_TOKEN: 't' };
+
+  it('defaults to the v2 API', () => {
+    const result = loadBridgeConfig(v2);
+    expect(result).toMatchObject({
+      ok: true,
+      config: {
+        mqtt: { url: 'mqtt://localhost:1883', clientId: 'hostpulse-bridge' },
+        influx: { api: '2', url: 'http://db:8086', bucket: 'hostpulse', org: 'home', token: 't', timeoutMs: 10_000 },
+        batchSize: 5000,
+        flushIntervalMs: 1000,
+        maxBuffered: 100_000,
+        maxPayloadBytes: 4096,
+        maxFutureMs: 300_000,
+        shutdownTimeoutMs: 10_000,
+      },
+    });
+  });
+
+  it('speaks the v1 API with INFLUX_API=1', () => {
+    const result = loadBridgeConfig({ INFLUX_API: '1', INFLUX_URL: 'http://db:8086', INFLUX_DATABASE: 'hp', INFLUX_USERNAME: 'u', INFLUX_PASSWORD: 'p', INFLUX_RETENTION_POLICY: 'week' });
+    expect(result).toMatchObject({ ok: true, config: { influx: { api: '1', database: 'hp', username: 'u', password: 'p', retentionPolicy: 'week' } } });
+  });
+
+  it.each([
+    [{ INFLUX_BUCKET: 'b' }, ['INFLUX_URL: is required']],
+    [{ INFLUX_URL: 'http://db:8086' }, ['INFLUX_BUCKET: is required (or set INFLUX_API=1 and INFLUX_DATABASE for InfluxDB 1.x)']],
+    [{ INFLUX_API: '1', INFLUX_URL: 'http://db:8086', INFLUX_BUCKET: 'b' }, ['INFLUX_DATABASE: is required when INFLUX_API=1']],
+    [{ ...v2, INFLUX_API: '3' }, ['INFLUX_API: must be one of 2, 1']],
+    [{ ...v2, INFLUX_URL: 'db:8086' }, ['INFLUX_URL: must start with http:// or https:// (got "db:8086")']],
+    [{ ...v2, INFLUX_PASSWORD: 'p' }, ['INFLUX_USERNAME: is required when INFLUX_PASSWORD is set']],
+    [{ ...v2, MQTT_CLIENT_ID: 'bridge #1' }, ['MQTT_CLIENT_ID: must be 1–64 letters, digits, "_" or "-"']],
+    [{ ...v2, BATCH_SIZE: '5000', MAX_BUFFERED: '100' }, ['MAX_BUFFERED: must be at least BATCH_SIZE (5000)']],
+    [{ ...v2, FLUSH_INTERVAL: '1ms' }, ['FLUSH_INTERVAL: must be between 10ms and 1m (got "1ms")']],
+  ])('%j → %j', (env, errors) => {
+    expect(loadBridgeConfig(env)).toEqual({ ok: false, errors });
+  });
+
+  it('reports every problem at once, one line per variable', () => {
+    const result = loadBridgeConfig({ MQTT_URL: 'ftp://x', INFLUX_URL: 'nope', BATCH_SIZE: 'many', SHUTDOWN_TIMEOUT: 'soon' });
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.errors.map((e) => e.split(':')[0])).toEqual(['MQTT_URL', 'INFLUX_URL', 'BATCH_SIZE', 'SHUTDOWN_TIMEOUT']);
+  });
+});
+
+describe('the CLI at start', () => {
+  it('prints one line per configuration problem and exits non-zero (agent)', async () => {
+    const { code, stderr, stdout } = await execCli(['agent', '--once'], { SENSORS_HOST: 'bad#host', SAMPLE_INTERVAL: '0s', MQTT_URL: 'http://broker' });
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n')).toEqual([
+      'hostpulse agent: invalid configuration',
+      'SAMPLE_INTERVAL: must be between 1s and 24h (got "0s")',
+      'MQTT_URL: must start with mqtt:// or mqtts:// or ws:// or wss:// (got "http://broker")',
+    ]);
+  });
+
+  it('names the host variable when only the host is wrong', async () => {
+    const { code, stderr } = await execCli(['agent', '--print'], { SENSORS_HOST: 'bob/cpu' });
+    expect(code).toBe(2);
+    expect(stderr).toContain('SENSORS_HOST: "bob/cpu" must be lower-case letters');
+  });
+
+  it('prints one line per configuration problem and exits non-zero (bridge)', async () => {
+    const { code, stderr } = await execCli(['bridge'], { INFLUX_API: '1', BATCH_SIZE: '0' });
+    expect(code).toBe(2);
+    expect(stderr.trim().split('\n')).toEqual([
+      'hostpulse bridge: invalid configuration',
+      'INFLUX_URL: is required',
+      'BATCH_SIZE: must be a whole number from 1 to 100000 (got "0")',
+    ]);
+  });
+
+  it('refuses unknown flags and commands', async () => {
+    expect(await execCli(['agent', '--fast'])).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--fast'") });
+    expect(await execCli(['collector'])).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "collector"') });
+  });
+
+  it('shows help for the CLI and each command', async () => {
+    expect(await execCli(['--help'])).toMatchObject({ code: 0, stdout: expect.stringContaining('Usage: hostpulse <command>') });
+    expect(await execCli(['agent', '--help'])).toMatchObject({ code: 0, stdout: expect.stringContaining('SAMPLE_INTERVAL') });
+    expect(await execCli(['bridge', '--help'])).toMatchObject({ code: 0, stdout: expect.stringContaining('INFLUX_API=1') });
+  });
+});

@@ -1,0 +1,71 @@
+/** Starting and stopping the test's own server processes, by PID only. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A free TCP port on 127.0.0.1 (bound and released; the OS does not hand it out again at once). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `hostpulse-${prefix}-`));
+}
+
+export interface Server {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly dir: string;
+  /** Everything the process printed, for assertions and failure messages. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Spawns a server and waits until `ready()` resolves true (polled), or fails with its output. */
+export async function startServer(
+  name: string,
+  command: string,
+  args: readonly string[],
+  dir: string,
+  ready: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<Server> {
+  const child = spawn(command, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const server: Server = {
+    name,
+    child,
+    dir,
+    output: () => output,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const killed = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(killed);
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break;
+    if (await ready().catch(() => false)) return server;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await server.stop();
+  throw new Error(`${name} did not start within ${timeoutMs} ms:\n${output}`);
+}
