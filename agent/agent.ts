@@ -94,11 +94,13 @@ export class Agent {
 
   /** Runs rounds on a fixed schedule until `stop`. Rounds that overrun their slot skip the missed ticks. */
   start(): void {
-    this.mqtt.onConnect(() => {
+    const announce = (): void => {
       this.mqtt.publish(availabilityTopic(this.options.host), ONLINE, { qos: 1, retain: true }).catch((error: unknown) => {
         this.logger.warn({ err: error }, 'could not publish availability');
       });
-    });
+    };
+    this.mqtt.onConnect(announce);
+    if (this.mqtt.connected) announce();
     const startedAt = this.now();
     const schedule = (): void => {
       if (this.stopped) return;

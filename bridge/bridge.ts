@@ -123,7 +123,9 @@ export class Bridge {
     clearInterval(this.statsTimer);
     const started = this.now();
     // Intake stops first, so nothing is acknowledged after the last write.
-    await Promise.race([this.mqtt?.close() ?? Promise.resolve(), sleep(Math.min(2000, timeoutMs))]);
+    const closeTimeout = new AbortController();
+    await Promise.race([this.mqtt?.close() ?? Promise.resolve(), sleep(Math.min(2000, timeoutMs), closeTimeout.signal)]);
+    closeTimeout.abort();
     const unwritten = await this.writer.stop(Math.max(0, timeoutMs - (this.now() - started)));
     this.stats.lost += unwritten;
     this.logStats('bridge stopped');

@@ -134,7 +134,9 @@ async function runOnce(config: AgentConfig, sampler: Sampler, logger: Logger): P
     process.stderr.write(`hostpulse agent --once: ${(error as Error).message}\n`);
     return EXIT_FAILURE;
   }
-  const result = await Promise.race([agent.publishRound(), sleep(30_000).then(() => undefined)]);
+  const timeout = new AbortController();
+  const result = await Promise.race([agent.publishRound(), sleep(30_000, timeout.signal).then(() => undefined)]);
+  timeout.abort();
   await mqtt.close(true);
   if (!result || result.failed > 0 || agent.stats.dropped > 0) {
     const why = result ? `${result.failed + agent.stats.dropped} samples were not acknowledged (${mqtt.reason()})` : 'no acknowledgement within 30 s';

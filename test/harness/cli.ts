@@ -29,8 +29,26 @@ export function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env };
 }
 
+const running = new Set<ChildProcess>();
+
+/** Kills (by PID) every CLI process a test started and left running, e.g. after a failed assertion. */
+export async function stopAllCli(): Promise<void> {
+  await Promise.all(
+    [...running].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGKILL');
+        }),
+    ),
+  );
+}
+
 export function runCli(args: readonly string[], env: Record<string, string> = {}): Running {
   const child = spawn(process.execPath, [CLI, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let out = '';
   let err = '';
   const waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];

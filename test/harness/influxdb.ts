@@ -19,9 +19,10 @@ export interface InfluxResult {
   readonly series: InfluxSeries[];
 }
 
-export async function startInfluxDB(): Promise<InfluxDB> {
+/** `databases` are created once it answers. `httpPort` fixes the HTTP port (the RPC port is always free). */
+export async function startInfluxDB(databases: readonly string[] = [], httpPort?: number): Promise<InfluxDB> {
   const dir = await tempDir('influxdb');
-  const [http, rpc] = [await freePort(), await freePort()];
+  const [http, rpc] = [httpPort ?? (await freePort()), await freePort()];
   const conf = join(dir, 'influxdb.conf');
   await writeFile(
     conf,
@@ -52,5 +53,6 @@ bind-address = "127.0.0.1:${rpc}"
     if (!res.ok || body.error || first?.error) throw new Error(`InfluxQL "${q}" failed: ${res.status} ${JSON.stringify(body)}`);
     return { series: first?.series ?? [] };
   };
+  for (const db of databases) await query(`CREATE DATABASE "${db}"`);
   return { ...server, url, query };
 }

@@ -18,9 +18,9 @@ function accepts(port: number): Promise<boolean> {
 }
 
 /** `extraConfig` lines are appended to a config with one loopback listener. */
-export async function startMosquitto(extraConfig: readonly string[] = ['allow_anonymous true']): Promise<Mosquitto> {
+export async function startMosquitto(extraConfig: readonly string[] = ['allow_anonymous true'], fixedPort?: number): Promise<Mosquitto> {
   const dir = await tempDir('mosquitto');
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const conf = join(dir, 'mosquitto.conf');
   await writeFile(conf, [`listener ${port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', ...extraConfig, ''].join('\n'));
   const server = await startServer('mosquitto', 'mosquitto', ['-c', conf], dir, () => accepts(port));
