@@ -20,7 +20,7 @@ export interface InfluxResult {
 }
 
 /** `databases` are created once it answers. `httpPort` fixes the HTTP port (the RPC port is always free). */
-export async function startInfluxDB(databases: readonly string[] = [], httpPort?: number): Promise<InfluxDB> {
+export async function startInfluxDB(databases: readonly string[] = [], httpPort?: number, httpConfig: readonly string[] = []): Promise<InfluxDB> {
   const dir = await tempDir('influxdb');
   const [http, rpc] = [httpPort ?? (await freePort()), await freePort()];
   const conf = join(dir, 'influxdb.conf');
@@ -37,6 +37,7 @@ bind-address = "127.0.0.1:${rpc}"
 [http]
   bind-address = "127.0.0.1:${http}"
   log-enabled = false
+${httpConfig.map((l) => `  ${l}`).join('\n')}
 [monitor]
   store-enabled = false
 [logging]

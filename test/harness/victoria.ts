@@ -7,9 +7,9 @@ export interface Victoria extends Server {
   export(match?: string): Promise<{ metric: Record<string, string>; values: number[]; timestamps: number[] }[]>;
 }
 
-export async function startVictoria(): Promise<Victoria> {
+export async function startVictoria(fixedPort?: number): Promise<Victoria> {
   const dir = await tempDir('victoria');
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
   const server = await startServer(
     'victoria-metrics',

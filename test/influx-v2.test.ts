@@ -1,0 +1,69 @@
+/**
+ * The v2 write API, for real: the bridge writes through @influxdata/influxdb-client to
+ * VictoriaMetrics, which answers InfluxDB's /api/v2/write (InfluxDB 2 has no Debian package).
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { execCli, runCli, stopAllCli, type Running } from './harness/cli.js';
+import { published } from './harness/ledger.js';
+import { startMosquitto, type Mosquitto } from './harness/mosquitto.js';
+import { capture, waitFor, type Capture } from './harness/mqtt.js';
+import { startVictoria, type Victoria } from './harness/victoria.js';
+
+let broker: Mosquitto;
+let vm: Victoria;
+let bridge: Running;
+let watch: Capture;
+
+beforeAll(async () => {
+  [broker, vm] = await Promise.all([startMosquitto(), startVictoria()]);
+  watch = await capture(broker.url);
+  bridge = runCli(['bridge'], { MQTT_URL: broker.url, INFLUX_URL: vm.url, INFLUX_ORG: 'home', INFLUX_BUCKET: 'hostpulse', INFLUX_TOKEN: 'unused', FLUSH_INTERVAL: '100ms' });
+  await bridge.waitForLog((l) => l.msg === 'subscribed');
+});
+
+afterAll(async () => {
+  await bridge?.stop();
+  await stopAllCli();
+  await watch?.close();
+  await Promise.all([broker?.stop(), vm?.stop()]);
+});
+
+it('writes every sample through the v2 API with its host, instance tag, value and sample time', async () => {
+  const host = 'v2-workstation';
+  const run = await execCli(['agent', '--once', '--replay', new URL('./fixtures/machines/linux-2gpu-workstation.json', import.meta.url).pathname, '--host', host], {
+    MQTT_URL: broker.url,
+  });
+  expect(run.code, run.stderr).toBe(0);
+  const count = (JSON.parse(run.stdout.split('\n').find((l) => l.includes('published one round')) ?? '{}') as { published: number }).published;
+  await waitFor('every sample on the broker', () => (published(watch.forHost(host)).length === count ? true : undefined));
+  const samples = published(watch.forHost(host));
+  const series = await waitFor('every series in VictoriaMetrics', async () => {
+    const s = await vm.export(`{host="${host}"}`);
+    return s.length === count ? s : undefined;
+  });
+  // VictoriaMetrics names a series <measurement>_<field> and keeps the tags as labels.
+  const gpu0 = series.find((s) => s.metric['__name__'] === 'gpu_temp' && s.metric['gpu'] === '0');
+  expect(gpu0?.values).toEqual([43]);
+  const ts = samples[0]!.ts;
+  expect(gpu0?.timestamps).toEqual([ts]);
+  const root = series.find((s) => s.metric['__name__'] === 'disk_usage' && s.metric['disk'] === 'root');
+  expect(root?.values).toEqual([samples.find((s) => s.metric === 'disk_root_usage')!.value]);
+  for (const s of series) expect(s.metric['host']).toBe(host);
+});
+
+it('keeps accepting messages while the database is down, and writes them once it is back', async () => {
+  const port = new URL(vm.url).port;
+  await vm.stop();
+  const host = 'v2-outage';
+  const run = await execCli(['agent', '--once', '--replay', new URL('./fixtures/machines/linux-laptop.json', import.meta.url).pathname, '--host', host], { MQTT_URL: broker.url });
+  expect(run.code, run.stderr).toBe(0);
+  await bridge.waitForLog((l) => l.msg === 'write failed, retrying');
+  vm = await startVictoria(Number(port));
+  const count = published(watch.forHost(host)).length;
+  const series = await waitFor('the samples written after the outage', async () => {
+    const s = await vm.export(`{host="${host}"}`);
+    return s.length === count ? s : undefined;
+  }, 40_000);
+  expect(series).toHaveLength(count);
+  await bridge.waitForLog((l) => l.msg === 'database writable again');
+});

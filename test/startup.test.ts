@@ -1,0 +1,44 @@
+/** The bridge started before its broker and database: it waits and retries with backoff, it does not crash. */
+import { afterAll, expect, it } from 'vitest';
+import { execCli, runCli, stopAllCli } from './harness/cli.js';
+import { startInfluxDB, type InfluxDB } from './harness/influxdb.js';
+import { startMosquitto, type Mosquitto } from './harness/mosquitto.js';
+import { freePort } from './harness/process.js';
+import { waitFor } from './harness/mqtt.js';
+
+let broker: Mosquitto | undefined;
+let influx: InfluxDB | undefined;
+
+afterAll(async () => {
+  await stopAllCli();
+  await Promise.all([broker?.stop(), influx?.stop()]);
+});
+
+it('waits for an unreachable database, then for an unreachable broker, then stores data', async () => {
+  const [mqttPort, influxPort] = [await freePort(), await freePort()];
+  const bridge = runCli(['bridge'], {
+    MQTT_URL: `mqtt://127.0.0.1:${mqttPort}`,
+    INFLUX_API: '1',
+    INFLUX_URL: `http://127.0.0.1:${influxPort}`,
+    INFLUX_DATABASE: 'late',
+    FLUSH_INTERVAL: '100ms',
+  });
+  const firstRetry = await bridge.waitForLog((l) => l.msg === 'database unreachable, retrying');
+  expect(firstRetry['err']).toContain('ECONNREFUSED');
+  await bridge.waitForLog((l) => l.msg === 'database unreachable, retrying' && l['attempt'] === 2);
+  const delays = bridge.logs().filter((l) => l.msg === 'database unreachable, retrying').map((l) => l['retryInMs'] as number);
+  expect(delays[0]).toBeGreaterThanOrEqual(1000); // backoff, not a busy loop
+
+  influx = await startInfluxDB(['late'], influxPort);
+  await bridge.waitForLog((l) => l.msg === 'database ready', 40_000);
+  await bridge.waitForLog((l) => l.msg === 'broker unreachable, retrying');
+  expect(bridge.child.exitCode).toBeNull();
+
+  broker = await startMosquitto(['allow_anonymous true'], mqttPort);
+  await bridge.waitForLog((l) => l.msg === 'subscribed', 40_000);
+  const run = await execCli(['agent', '--once', '--host', 'late-pc'], { MQTT_URL: broker.url });
+  expect(run.code, run.stderr).toBe(0);
+  const rows = await waitFor('stored data', async () => (await influx!.query(`SELECT "usage" FROM "cpu" WHERE "host" = 'late-pc'`, 'late')).series[0]?.values);
+  expect(rows).toHaveLength(1);
+  expect(await bridge.stop()).toBe(0);
+});
