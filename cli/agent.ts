@@ -115,7 +115,8 @@ function connection(config: AgentConfig, logger: Logger, once: boolean): MqttCon
   return new MqttConnection(
     {
       ...config.mqtt,
-      clientId: `hostpulse-agent-${config.host}`,
+      // --once gets its own id, so that it never takes over the session of an agent running as a service.
+      clientId: once ? `hostpulse-agent-${config.host}-once-${process.pid}` : `hostpulse-agent-${config.host}`,
       clean: true,
       reconnect: !once,
       ...(once ? {} : { will: { topic: availabilityTopic(config.host), payload: OFFLINE, retain: true } }),

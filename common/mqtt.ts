@@ -78,6 +78,8 @@ export class MqttConnection {
       keepalive: settings.keepaliveSeconds ?? 30,
       reconnectPeriod: settings.reconnect ? backoffDelay(0, BACKOFF) : 0,
       resubscribe: false,
+      // A refused login is retried too (with backoff): the broker's password file may be fixed meanwhile.
+      reconnectOnConnackError: settings.reconnect,
       ...(settings.username !== undefined ? { username: settings.username } : {}),
       ...(settings.password !== undefined ? { password: settings.password } : {}),
       ...(settings.will ? { will: { ...settings.will, qos: 1 as const } } : {}),

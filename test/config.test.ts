@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../agent/config.js';
 import { loadBridgeConfig } from '../bridge/config.js';
 import { parseDuration } from '../common/config.js';
-import { execCli } from './harness/cli.js';
+import { execFileSync } from 'node:child_process';
+import { ROOT, execCli } from './harness/cli.js';
 
 describe('durations', () => {
   it.each([
@@ -143,6 +144,11 @@ describe('the CLI at start', () => {
   it('refuses unknown flags and commands', async () => {
     expect(await execCli(['agent', '--fast'])).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--fast'") });
     expect(await execCli(['collector'])).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "collector"') });
+  });
+
+  it('runs as `npx hostpulse` in the repository after npm ci', () => {
+    const out = execFileSync('npx', ['--no-install', 'hostpulse', '--help'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false' } });
+    expect(out).toContain('Usage: hostpulse <command>');
   });
 
   it('shows help for the CLI and each command', async () => {

@@ -109,6 +109,14 @@ describe('agent → Mosquitto → bridge → InfluxDB', () => {
     expect(rows[0]?.[0]).toBeLessThanOrEqual(Date.now());
   });
 
+  it('writes every value as a float, so a field never changes type', async () => {
+    await mosquittoPub(broker.port, 'sensors/esp-int/battery_level', '41');
+    await waitFor('the integer-looking value', async () => (await influx.query(`SELECT "level" FROM "battery" WHERE "host" = 'esp-int'`, DB)).series[0]);
+    const keys = await influx.query('SHOW FIELD KEYS', DB);
+    const types = new Set(keys.series.flatMap((s) => s.values.map((v) => v[1])));
+    expect(types).toEqual(new Set(['float']));
+  });
+
   it('drops garbage, counting it by reason, while good data keeps flowing', async () => {
     const now = Date.now();
     const garbage: [string, string][] = [
@@ -163,6 +171,20 @@ describe('agent → Mosquitto → bridge → InfluxDB', () => {
     expect(late.messages.find((m) => m.topic === 'sensors/e2e-crash/availability')?.payload).toBe('offline');
     expect(late.messages.find((m) => m.topic === `sensors/${host}/availability`)?.payload).toBe('offline');
     await late.close();
+  });
+
+  it('keeps its broker session: samples published while the bridge was away are stored when it returns', async () => {
+    await influx.query('CREATE DATABASE "session"');
+    const env = bridgeEnv({ INFLUX_DATABASE: 'session', MQTT_CLIENT_ID: 'session-bridge' });
+    const first = runCli(['bridge'], env);
+    await first.waitForLog((l) => l.msg === 'subscribed');
+    expect(await first.stop()).toBe(0);
+    const host = 'e2e-away';
+    const count = await agentOnce(['--replay', new URL('windows-laptop.json', FIXTURES).pathname, '--host', host]);
+    const second = runCli(['bridge'], env);
+    await second.waitForLog((l) => l.msg === 'connected to broker' && l['sessionPresent'] === true);
+    expect(await storedExactly(host, count, 'session')).toEqual([]);
+    expect(await second.stop()).toBe(0);
   });
 
   it('flushes what it holds on SIGTERM and exits 0', async () => {

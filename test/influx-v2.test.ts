@@ -2,7 +2,9 @@
  * The v2 write API, for real: the bridge writes through @influxdata/influxdb-client to
  * VictoriaMetrics, which answers InfluxDB's /api/v2/write (InfluxDB 2 has no Debian package).
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execCli, runCli, stopAllCli, type Running } from './harness/cli.js';
 import { published } from './harness/ledger.js';
 import { startMosquitto, type Mosquitto } from './harness/mosquitto.js';
@@ -66,4 +68,38 @@ it('keeps accepting messages while the database is down, and writes them once it
   }, 40_000);
   expect(series).toHaveLength(count);
   await bridge.waitForLog((l) => l.msg === 'database writable again');
+});
+
+/**
+ * InfluxDB 2 has no Debian package, and VictoriaMetrics accepts any bucket, so the start-up check's
+ * refusals are tested against InfluxDB 2.7's own answers, replayed byte for byte (status, headers and
+ * body as 2.7.6 sends them: influxdata/influxdb#25049).
+ */
+describe('start-up check against InfluxDB 2 answers', () => {
+  async function replaying(status: number, body: string): Promise<{ url: string; close: () => Promise<void>; paths: string[] }> {
+    const paths: string[] = [];
+    const server = createServer((req, res) => {
+      paths.push(req.url ?? '');
+      res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'X-Influxdb-Build': 'OSS', 'X-Influxdb-Version': 'v2.7.6', 'X-Platform-Error-Code': JSON.parse(body).code });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}`, paths, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  }
+
+  it.each([
+    [404, '{"code":"not found","message":"bucket \\"nope\\" not found"}', 'bucket "nope" not found'],
+    [401, '{"code":"unauthorized","message":"unauthorized access"}', 'credentials refused (401 unauthorized access)'],
+  ])('exits 1 on %i with the server\'s reason', async (status, body, reason) => {
+    const server = await replaying(status, body);
+    try {
+      const run = await execCli(['bridge'], { MQTT_URL: broker.url, INFLUX_URL: server.url, INFLUX_ORG: 'home', INFLUX_BUCKET: 'nope', INFLUX_TOKEN: 't' });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(reason);
+      expect(server.paths).toEqual(['/api/v2/write?bucket=nope&precision=ms&org=home']);
+    } finally {
+      await server.close();
+    }
+  });
 });
