@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../common/logger.js';
 import type { MqttConnection } from '../common/mqtt.js';
+import { ThrottledLog } from '../common/throttle.js';
 import { ONLINE, OFFLINE, availabilityTopic, encodePayload, resolveMetric, sampleTopic } from '../protocol/index.js';
 import type { Reading } from './collector.js';
 import type { Sampler } from './sampler.js';
@@ -43,6 +44,7 @@ export class Agent {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private inFlight = new Set<Promise<void>>();
+  private readonly failures: ThrottledLog;
 
   constructor(
     private readonly options: AgentOptions,
@@ -50,24 +52,31 @@ export class Agent {
     private readonly mqtt: MqttConnection,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.failures = new ThrottledLog(logger, 60_000);
+  }
 
-  /** Samples one round and publishes it; resolves when the broker has acknowledged every sample. */
-  async publishRound(): Promise<{ published: number; failed: number }> {
+  /**
+   * Samples one round and hands every sample to the broker connection. Resolves once sampled,
+   * with one promise per sample that settles on the broker's acknowledgement (true), a drop
+   * because MAX_PENDING samples already wait (false), or a failure (rejected).
+   */
+  async sampleRound(): Promise<Promise<boolean>[]> {
     const ts = this.now();
     const readings = await this.sampler.round();
     this.stats.rounds++;
-    const messages = toMessages(this.options.host, readings, ts, () => this.seq++);
-    const results = await Promise.allSettled(messages.map((m) => this.send(m)));
+    return toMessages(this.options.host, readings, ts, () => this.seq++).map((m) => this.send(m));
+  }
+
+  /** One round, resolved when the broker has acknowledged (or refused) every sample: for --once. */
+  async publishRound(): Promise<{ published: number; failed: number; dropped: number }> {
+    const results = await Promise.allSettled(await this.sampleRound());
     const failed = results.filter((r) => r.status === 'rejected');
     if (failed[0]?.status === 'rejected') {
       this.logger.warn({ failed: failed.length, err: failed[0].reason }, 'some samples were not acknowledged');
     }
-    return { published: messages.length - failed.length - this.droppedIn(results), failed: failed.length };
-  }
-
-  private droppedIn(results: PromiseSettledResult<boolean>[]): number {
-    return results.filter((r) => r.status === 'fulfilled' && !r.value).length;
+    const dropped = results.filter((r) => r.status === 'fulfilled' && !r.value).length;
+    return { published: results.length - failed.length - dropped, failed: failed.length, dropped };
   }
 
   /** Publishes one message; false when dropped because too many await acknowledgement. */
@@ -108,9 +117,14 @@ export class Agent {
       const wait = this.options.intervalMs - (elapsed % this.options.intervalMs);
       this.timer = setTimeout(tick, wait);
     };
+    // The next round does not wait for this one's acknowledgements: while the broker is away,
+    // sampling goes on and the samples wait in the connection's queue (up to MAX_PENDING).
     const tick = (): void => {
-      this.publishRound()
-        .then(({ published }) => this.logger.debug({ published, pending: this.stats.pending }, 'round published'))
+      this.sampleRound()
+        .then((sends) => {
+          this.logger.debug({ samples: sends.length, pending: this.stats.pending }, 'round sampled');
+          for (const sent of sends) sent.catch((error: unknown) => this.failures.warn('publish', { err: error }, 'a sample was not acknowledged'));
+        })
         .catch((error: unknown) => this.logger.error({ err: error }, 'round failed'))
         .finally(schedule);
     };

@@ -1,6 +1,8 @@
 /** The bridge's configuration: one schema, read from the environment at start. */
 import { duration, integer, logLevel, oneOf, parseConfig, url, z, type ConfigResult, type Env } from '../common/config.js';
 import { MQTT_PROTOCOLS } from '../common/mqtt.js';
+import type { InfluxV1Settings } from './sinks/influx-v1.js';
+import type { InfluxV2Settings } from './sinks/influx-v2.js';
 
 export const bridgeSchema = z.object({
   MQTT_URL: url(MQTT_PROTOCOLS, 'mqtt://localhost:1883'),
@@ -30,17 +32,7 @@ export const bridgeSchema = z.object({
 
 type BridgeEnv = z.output<typeof bridgeSchema>;
 
-export type SinkSettings =
-  | { readonly api: '2'; readonly url: string; readonly token?: string | undefined; readonly org?: string | undefined; readonly bucket: string; readonly timeoutMs: number }
-  | {
-      readonly api: '1';
-      readonly url: string;
-      readonly database: string;
-      readonly retentionPolicy?: string | undefined;
-      readonly username?: string | undefined;
-      readonly password?: string | undefined;
-      readonly timeoutMs: number;
-    };
+export type SinkSettings = ({ readonly api: '2' } & InfluxV2Settings) | ({ readonly api: '1' } & InfluxV1Settings);
 
 export interface BridgeConfig {
   readonly mqtt: { readonly url: string; readonly username?: string | undefined; readonly password?: string | undefined; readonly clientId: string };

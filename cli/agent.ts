@@ -139,8 +139,8 @@ async function runOnce(config: AgentConfig, sampler: Sampler, logger: Logger): P
   const result = await Promise.race([agent.publishRound(), sleep(30_000, timeout.signal).then(() => undefined)]);
   timeout.abort();
   await mqtt.close(true);
-  if (!result || result.failed > 0 || agent.stats.dropped > 0) {
-    const why = result ? `${result.failed + agent.stats.dropped} samples were not acknowledged (${mqtt.reason()})` : 'no acknowledgement within 30 s';
+  if (!result || result.failed > 0 || result.dropped > 0) {
+    const why = result ? `${result.failed + result.dropped} samples were not acknowledged (${mqtt.reason()})` : 'no acknowledgement within 30 s';
     process.stderr.write(`hostpulse agent --once: ${why}\n`);
     return EXIT_FAILURE;
   }

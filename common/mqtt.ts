@@ -109,7 +109,9 @@ export class MqttConnection {
       }
     };
     this.client.on('connect', (connack) => {
-      if (this.attempts > 0) this.logger.info({ url: safeUrl(settings.url), attempts: this.attempts }, 'broker connection restored');
+      if (this.attempts > 0) {
+        this.logger.info({ url: safeUrl(settings.url), attempts: this.attempts, sessionPresent: connack.sessionPresent }, 'broker connection restored');
+      }
       else this.logger.info({ url: safeUrl(settings.url), sessionPresent: connack.sessionPresent }, 'connected to broker');
       this.attempts = 0;
       this.lastError = undefined;

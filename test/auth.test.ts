@@ -20,7 +20,7 @@ beforeAll(async () => {
   // Mosquitto started as root reads the file after dropping to its own user.
   chmodSync(dir, 0o755);
   chmodSync(passwords, 0o644);
-  [broker, influx] = await Promise.all([startMosquitto(['allow_anonymous false', `password_file ${passwords}`]), startInfluxDB(['hp'])]);
+  [broker, influx] = await Promise.all([startMosquitto({ config: ['allow_anonymous false', `password_file ${passwords}`] }), startInfluxDB(['hp'])]);
 });
 
 afterAll(async () => {

@@ -34,7 +34,7 @@ it('waits for an unreachable database, then for an unreachable broker, then stor
   await bridge.waitForLog((l) => l.msg === 'broker unreachable, retrying');
   expect(bridge.child.exitCode).toBeNull();
 
-  broker = await startMosquitto(['allow_anonymous true'], mqttPort);
+  broker = await startMosquitto({ port: mqttPort });
   await bridge.waitForLog((l) => l.msg === 'subscribed', 40_000);
   const run = await execCli(['agent', '--once', '--host', 'late-pc'], { MQTT_URL: broker.url });
   expect(run.code, run.stderr).toBe(0);

@@ -28,6 +28,9 @@ export interface Server {
   readonly dir: string;
   /** Everything the process printed, for assertions and failure messages. */
   output(): string;
+  /** Stops the process (SIGTERM, then SIGKILL after 5 s), keeping its directory. */
+  halt(): Promise<void>;
+  /** Stops the process and removes its directory. */
   stop(): Promise<void>;
 }
 
@@ -50,13 +53,16 @@ export async function startServer(
     child,
     dir,
     output: () => output,
-    async stop() {
+    async halt() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const killed = setTimeout(() => child.kill('SIGKILL'), 5000);
         await exited;
         clearTimeout(killed);
       }
+    },
+    async stop() {
+      await server.halt();
       await rm(dir, { recursive: true, force: true });
     },
   };
