@@ -12,7 +12,7 @@ import type { Logger } from '../common/logger.js';
 import { MqttConnection, type MqttSettings } from '../common/mqtt.js';
 import { ThrottledLog } from '../common/throttle.js';
 import { SUBSCRIPTION, decodeMessage } from '../protocol/index.js';
-import { toLine } from './points.js';
+import { availabilityLine, statsLine, toLine } from './points.js';
 import { SinkError, type Sink } from './sink.js';
 import { createStats, totalRejected, type BridgeStats } from './stats.js';
 import { Writer } from './writer.js';
@@ -67,7 +67,11 @@ export class Bridge {
       );
     });
     this.mqtt = mqtt;
-    this.statsTimer = setInterval(() => this.logStats('stats'), this.options.statsIntervalMs);
+    this.statsTimer = setInterval(() => {
+      this.logStats('stats');
+      // Stored like any point; never waits, so a full queue cannot stall the timer.
+      void this.writer.push(statsLine(this.options.mqtt.clientId, this.stats, this.now()));
+    }, this.options.statsIntervalMs);
     return true;
   }
 
@@ -103,7 +107,7 @@ export class Bridge {
     }
     if (decoded.kind === 'availability') {
       this.stats.availability++;
-      return undefined;
+      return this.writer.push(availabilityLine(decoded.host, decoded.online, this.now()));
     }
     return this.writer.push(toLine(decoded.sample));
   }

@@ -145,3 +145,11 @@ export const catalog = {
 } as const satisfies Record<string, MetricSpec>;
 
 export type MetricTemplate = keyof typeof catalog;
+
+/**
+ * What the bridge stores besides samples: each host's availability (1 online, 0 offline, at the
+ * time the bridge received it), and its own counters (cumulative since it started, one point per
+ * STATS_INTERVAL, tagged with its MQTT client id), for the pipeline-health dashboard.
+ */
+export const availabilityStorage = { measurement: 'availability', field: 'online' } as const;
+export const pipelineStorage = { measurement: 'hostpulse_bridge', tag: 'bridge' } as const;
