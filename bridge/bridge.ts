@@ -128,8 +128,12 @@ export class Bridge {
     const started = this.now();
     // Intake stops first, so nothing is acknowledged after the last write.
     const closeTimeout = new AbortController();
-    await Promise.race([this.mqtt?.close() ?? Promise.resolve(), sleep(Math.min(2000, timeoutMs), closeTimeout.signal)]);
+    const closed = await Promise.race([
+      (this.mqtt?.close() ?? Promise.resolve()).then(() => true),
+      sleep(Math.min(2000, timeoutMs), closeTimeout.signal).then(() => false),
+    ]);
     closeTimeout.abort();
+    if (!closed) await this.mqtt?.close(true);
     const unwritten = await this.writer.stop(Math.max(0, timeoutMs - (this.now() - started)));
     this.stats.lost += unwritten;
     this.logStats('bridge stopped');

@@ -53,6 +53,9 @@ export function kindOfStatus(status: number): SinkErrorKind {
 /** The answer to the start-up check: 2xx passes; missing database, bucket or rights are fatal. */
 export function checkStatus(status: number, message: string, target: string): void {
   if (status >= 200 && status < 300) return;
+  // InfluxDB 2.x checks the bucket and the token first, then refuses the empty body with a 400:
+  // that answer means the write would have been accepted.
+  if (status === 400 && /writing requires points/i.test(message)) return;
   if (status === 401 || status === 403) throw new SinkError(`${target}: credentials refused (${status} ${message})`, 'fatal', status);
   if (status === 404 || /not found/i.test(message)) throw new SinkError(`${target}: ${message || 'not found'} (${status})`, 'fatal', status);
   throw new SinkError(`${target}: ${status} ${message}`, kindOfStatus(status) === 'transient' ? 'transient' : 'fatal', status);

@@ -63,6 +63,9 @@ async function main(argv: readonly string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // Everything is flushed and closed by now; a handle some library left open must not keep a
+    // stopped service alive.
+    setTimeout(() => process.exit(code), 3000).unref();
   },
   (error: unknown) => {
     process.stderr.write(`hostpulse: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -73,7 +73,8 @@ it('keeps accepting messages while the database is down, and writes them once it
 /**
  * InfluxDB 2 has no Debian package, and VictoriaMetrics accepts any bucket, so the start-up check's
  * refusals are tested against InfluxDB 2.7's own answers, replayed byte for byte (status, headers and
- * body as 2.7.6 sends them: influxdata/influxdb#25049).
+ * body as 2.7.6 sends them: influxdata/influxdb#25049; the empty-body answer from 2.x's write handler,
+ * which checks the bucket and token before it refuses an empty body).
  */
 describe('start-up check against InfluxDB 2 answers', () => {
   async function replaying(status: number, body: string): Promise<{ url: string; close: () => Promise<void>; paths: string[] }> {
@@ -87,6 +88,17 @@ describe('start-up check against InfluxDB 2 answers', () => {
     const { port } = server.address() as AddressInfo;
     return { url: `http://127.0.0.1:${port}`, paths, close: () => new Promise((resolve) => server.close(() => resolve())) };
   }
+
+  it('starts when InfluxDB 2 answers the empty check write with "writing requires points" (bucket and token are good)', async () => {
+    const server = await replaying(400, '{"code":"invalid","message":"writing requires points"}');
+    try {
+      const bridge = runCli(['bridge'], { MQTT_URL: broker.url, INFLUX_URL: server.url, INFLUX_ORG: 'home', INFLUX_BUCKET: 'hostpulse', INFLUX_TOKEN: 't', MQTT_CLIENT_ID: 'v2-check' });
+      await bridge.waitForLog((l) => l.msg === 'database ready');
+      expect(await bridge.stop()).toBe(0);
+    } finally {
+      await server.close();
+    }
+  });
 
   it.each([
     [404, '{"code":"not found","message":"bucket \\"nope\\" not found"}', 'bucket "nope" not found'],

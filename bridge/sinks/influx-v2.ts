@@ -34,19 +34,9 @@ export function createInfluxV2Sink(settings: InfluxV2Settings): Sink {
     await transport.request(path, body, { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, gzipThreshold: 64 * 1024 });
   }
 
-  function toSinkError(error: unknown, atStart: boolean): SinkError {
+  function toSinkError(error: unknown): SinkError {
     if (error instanceof HttpError) {
       const message = messageOf(error);
-      if (atStart && error.statusCode === 404 && !/bucket|org|database/i.test(message)) {
-        return new SinkError(`${target}: ${settings.url} has no /api/v2/write (InfluxDB before 1.8?); set INFLUX_API=1 to use the v1 /write API`, 'fatal', 404);
-      }
-      if (atStart) {
-        try {
-          checkStatus(error.statusCode, message, target);
-        } catch (e) {
-          return e as SinkError;
-        }
-      }
       const retryAfter = retryAfterMs(error.headers?.['retry-after'] as string | undefined);
       return new SinkError(`${target}: ${error.statusCode} ${message}`, kindOfStatus(error.statusCode), error.statusCode, retryAfter, { cause: error });
     }
@@ -61,14 +51,19 @@ export function createInfluxV2Sink(settings: InfluxV2Settings): Sink {
       try {
         await post('');
       } catch (error) {
-        throw toSinkError(error, true);
+        if (!(error instanceof HttpError)) throw toSinkError(error);
+        const message = messageOf(error);
+        if (error.statusCode === 404 && !/bucket|org|database/i.test(message)) {
+          throw new SinkError(`${target}: ${settings.url} has no /api/v2/write (InfluxDB before 1.8?); set INFLUX_API=1 to use the v1 /write API`, 'fatal', 404);
+        }
+        checkStatus(error.statusCode, message, target);
       }
     },
     async write(lines) {
       try {
         await post(lines.join('\n'));
       } catch (error) {
-        throw toSinkError(error, false);
+        throw toSinkError(error);
       }
     },
   };
