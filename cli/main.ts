@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { runAgent } from './agent.js';
 import { runBridge } from './bridge.js';
+import { runEnrol } from './enrol.js';
 import { catalog } from '../protocol/catalog.js';
 import { metricTableMarkdown } from '../protocol/catalog-doc.js';
 
@@ -25,6 +26,7 @@ Usage: hostpulse <command> [options]
 Commands:
   agent     sample this PC and publish each metric to MQTT (sensors/<host>/<metric>)
   bridge    subscribe to the agents' topics and store the samples in InfluxDB
+  enrol     create the broker login of a PC (and of the stack's services)
   metrics   list every metric (JSON; --markdown for a table)
 
 Options:
@@ -41,6 +43,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return runAgent(rest);
     case 'bridge':
       return runBridge(rest);
+    case 'enrol':
+      return runEnrol(rest);
     case 'metrics':
       process.stdout.write(rest.includes('--markdown') ? `${metricTableMarkdown()}\n` : `${JSON.stringify(catalog, null, 2)}\n`);
       return 0;

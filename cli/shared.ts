@@ -17,8 +17,18 @@ export type Flags = ReturnType<typeof parseArgs>['values'];
 
 /** Parses flags; prints the problem and returns undefined on a bad flag. */
 export function parseFlags(command: string, args: readonly string[], options: ParseArgsConfig['options']): Flags | undefined {
+  return parseCommandLine(command, args, options, false)?.values;
+}
+
+/** Parses flags and positional arguments; prints the problem and returns undefined when they are bad. */
+export function parseCommandLine(
+  command: string,
+  args: readonly string[],
+  options: ParseArgsConfig['options'],
+  allowPositionals = true,
+): { values: Flags; positionals: string[] } | undefined {
   try {
-    return parseArgs({ args: [...args], options: { help: { type: 'boolean', short: 'h' }, ...options }, strict: true, allowPositionals: false }).values;
+    return parseArgs({ args: [...args], options: { help: { type: 'boolean', short: 'h' }, ...options }, strict: true, allowPositionals });
   } catch (error) {
     process.stderr.write(`hostpulse ${command}: ${(error as Error).message}\nSee "hostpulse ${command} --help".\n`);
     return undefined;

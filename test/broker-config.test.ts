@@ -1,0 +1,210 @@
+/**
+ * The shipped broker configuration (mosquitto/mosquitto.conf and mosquitto/acl), run on real
+ * Mosquitto 2.0 with logins written by `hostpulse enrol`. Only paths and ports are moved.
+ */
+import { execFile } from 'node:child_process';
+import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MqttConnection } from '../common/mqtt.js';
+import { SERVICE_LOGINS } from '../cli/enrol.js';
+import { ROOT, execCli } from './harness/cli.js';
+import { captureLogger } from './harness/logs.js';
+import { waitFor } from './harness/mqtt.js';
+import { freePort, startServer, tempDir, type Server } from './harness/process.js';
+
+const SERVICES = { MQTT_BRIDGE_PASSWORD: 'bridge-password-1', MQTT_READER_PASSWORD: 'reader-password-1', MQTT_HEALTHCHECK_PASSWORD: 'health-password-1' };
+
+let dir: string;
+let conf: string;
+let port: number;
+let wsPort: number;
+let broker: Server;
+let alice: string;
+
+async function launch(): Promise<Server> {
+  return startServer('mosquitto', 'mosquitto', ['-c', conf], dir, () => canConnect(port));
+}
+
+function canConnect(p: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(p, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+let clients = 0;
+function client(login: { username?: string; password?: string }, options: { clean?: boolean; clientId?: string; onMessage?: (t: string, p: Buffer) => void; url?: string } = {}) {
+  return new MqttConnection(
+    {
+      url: options.url ?? `mqtt://127.0.0.1:${port}`,
+      clientId: options.clientId ?? `acl-test-${clients++}`,
+      clean: options.clean ?? true,
+      reconnect: false,
+      ...login,
+      ...(options.onMessage ? { onMessage: options.onMessage } : {}),
+    },
+    captureLogger('acl').logger,
+  );
+}
+
+async function listener(login: { username: string; password: string }, topic: string) {
+  const received: { topic: string; payload: string }[] = [];
+  const c = client(login, { onMessage: (t, p) => void received.push({ topic: t, payload: p.toString() }) });
+  await c.waitConnected(5000);
+  await c.subscribe(topic, 1);
+  return { received, close: () => c.close(true) };
+}
+
+const bridgeLogin = { username: 'hostpulse_bridge', password: SERVICES.MQTT_BRIDGE_PASSWORD };
+const readerLogin = { username: 'hostpulse_reader', password: SERVICES.MQTT_READER_PASSWORD };
+
+beforeAll(async () => {
+  dir = await tempDir('broker-config');
+  // Started as root, Mosquitto drops to its own user before it reads logins and writes its data.
+  await chmod(dir, 0o777);
+  await mkdir(join(dir, 'data'));
+  await chmod(join(dir, 'data'), 0o777);
+  [port, wsPort] = [await freePort(), await freePort()];
+  const shipped = await readFile(join(ROOT, 'mosquitto/mosquitto.conf'), 'utf8');
+  conf = join(dir, 'mosquitto.conf');
+  await writeFile(
+    conf,
+    shipped
+      .replaceAll('/mosquitto/config/', `${dir}/`)
+      .replaceAll('/mosquitto/data/', `${dir}/data/`)
+      .replace(/^listener 1883$/m, `listener ${port} 127.0.0.1`)
+      .replace(/^listener 9001$/m, `listener ${wsPort} 127.0.0.1`),
+  );
+  await copyFile(join(ROOT, 'mosquitto/acl'), join(dir, 'acl'));
+  await chmod(join(dir, 'acl'), 0o644);
+  const passwd = join(dir, 'passwd');
+  const services = await execCli(['enrol', '--services', '--passwd', passwd], SERVICES);
+  expect(services.code, services.stderr).toBe(0);
+  const enrolled = await execCli(['enrol', 'alice', '--passwd', passwd, '--mqtt-url', `mqtt://127.0.0.1:${port}`]);
+  expect(enrolled.code, enrolled.stderr).toBe(0);
+  alice = /^MQTT_PASSWORD=(.+)$/m.exec(enrolled.stdout)?.[1] ?? '';
+  expect((await execCli(['enrol', 'bob', '--passwd', passwd, '--password', 'bob-password-123'])).code).toBe(0);
+  broker = await launch();
+});
+
+afterAll(() => broker?.stop());
+
+describe('logins', () => {
+  it.each([
+    ['anonymous', {}],
+    ['a wrong password', { username: 'alice', password: 'guess' }],
+    ['an unknown user', { username: 'mallory', password: 'whatever-123' }],
+  ])('refuses %s', async (_, login) => {
+    const c = client(login);
+    await expect(c.waitConnected(5000)).rejects.toThrow(/not authorized|bad user name or password/);
+    await c.close(true);
+  });
+
+  it('prints working agent settings: the enrolled PC publishes with them, and its samples reach the bridge login', async () => {
+    const bridge = await listener(bridgeLogin, 'sensors/#');
+    const run = await execCli(['agent', '--once', '--host', 'alice'], { MQTT_URL: `mqtt://127.0.0.1:${port}`, MQTT_USERNAME: 'alice', MQTT_PASSWORD: alice });
+    expect(run.code, run.stderr).toBe(0);
+    await waitFor('alice in the bridge', () => (bridge.received.some((m) => m.topic === 'sensors/alice/cpu_usage') ? true : undefined));
+    await bridge.close();
+  });
+
+  it('serves MQTT over WebSocket with the same logins', async () => {
+    const run = await execCli(['agent', '--once', '--host', 'alice'], { MQTT_URL: `ws://127.0.0.1:${wsPort}`, MQTT_USERNAME: 'alice', MQTT_PASSWORD: alice });
+    expect(run.code, run.stderr).toBe(0);
+    const anonymous = await execCli(['agent', '--once', '--host', 'alice'], { MQTT_URL: `ws://127.0.0.1:${wsPort}` });
+    expect(anonymous.code).toBe(1);
+  });
+
+  it('refuses to enrol a host name that would escape its subtree', async () => {
+    for (const bad of ['bob/cpu', 'bob+', 'bob#', 'Bob', 'hostpulse_bridge']) {
+      const run = await execCli(['enrol', bad, '--passwd', join(dir, 'passwd')]);
+      expect(run.code, bad).toBe(2);
+      expect(run.stderr).toContain('host name');
+    }
+  });
+
+  it('picks up a newly enrolled PC on SIGHUP', async () => {
+    const run = await execCli(['enrol', 'carol', '--passwd', join(dir, 'passwd'), '--password', 'carol-password-1']);
+    expect(run.code).toBe(0);
+    broker.child.kill('SIGHUP');
+    await waitFor('carol admitted', async () => {
+      const c = client({ username: 'carol', password: 'carol-password-1' });
+      try {
+        await c.waitConnected(2000);
+        return true;
+      } catch {
+        return undefined;
+      } finally {
+        await c.close(true);
+      }
+    });
+  });
+});
+
+describe('access rules', () => {
+  it('lets an agent write only under its own host; the bridge and the reader read all, write nothing', async () => {
+    const bridge = await listener(bridgeLogin, 'sensors/#');
+    const reader = await listener(readerLogin, 'sensors/#');
+    const bobListens = await listener({ username: 'bob', password: 'bob-password-123' }, 'sensors/#');
+    const publish = async (login: { username: string; password: string }, topic: string, payload: string) => {
+      const c = client(login);
+      await c.waitConnected(5000);
+      await c.publish(topic, payload, { qos: 1 }); // MQTT 3.1.1 acknowledges denied publishes too
+      await c.close();
+    };
+    await publish({ username: 'alice', password: alice }, 'sensors/bob/cpu_temp', '99');
+    await publish(bridgeLogin, 'sensors/alice/cpu_temp', '97');
+    await publish(readerLogin, 'sensors/alice/cpu_temp', '96');
+    await publish({ username: 'alice', password: alice }, 'homeassistant/sensor/x/config', '{}');
+    await publish({ username: 'alice', password: alice }, 'sensors/alice/cpu_temp', '42'); // the control: allowed
+    await waitFor('the allowed sample', () => (bridge.received.some((m) => m.payload === '42') ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(bridge.received.map((m) => `${m.topic}=${m.payload}`)).toEqual(['sensors/alice/cpu_temp=42']);
+    expect(reader.received.map((m) => `${m.topic}=${m.payload}`)).toEqual(['sensors/alice/cpu_temp=42']);
+    expect(bobListens.received).toEqual([]); // an agent reads nothing, not even other agents
+    await Promise.all([bridge.close(), reader.close(), bobListens.close()]);
+  });
+
+  it('answers the container healthcheck, which needs no anonymous access', async () => {
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        'mosquitto_sub',
+        ['-h', '127.0.0.1', '-p', String(port), '-u', 'hostpulse_health', '-P', SERVICES.MQTT_HEALTHCHECK_PASSWORD, '-t', '$SYS/broker/uptime', '-C', '1', '-W', '3'],
+        (error, stdout) => (error ? reject(error) : resolve(stdout)),
+      ),
+    );
+    expect(out).toMatch(/^\d+ seconds/);
+  });
+
+  it('names every service login of `hostpulse enrol --services` in the ACL', async () => {
+    const acl = await readFile(join(ROOT, 'mosquitto/acl'), 'utf8');
+    for (const user of Object.keys(SERVICE_LOGINS)) expect(acl).toContain(`user ${user}\n`);
+  });
+});
+
+describe('persistence', () => {
+  it('keeps messages queued for the bridge across a broker crash (kill -9)', async () => {
+    const session = { clean: false, clientId: 'hostpulse-bridge-crash-test' };
+    const first = client(bridgeLogin, session);
+    await first.waitConnected(5000);
+    await first.subscribe('sensors/#', 1);
+    await first.close();
+    const agent = client({ username: 'alice', password: alice });
+    await agent.waitConnected(5000);
+    for (let i = 0; i < 10; i++) await agent.publish('sensors/alice/cpu_usage', String(i), { qos: 1 });
+    await agent.close();
+    await new Promise((r) => setTimeout(r, 1500)); // autosave_interval 1
+    broker.child.kill('SIGKILL');
+    await new Promise((r) => broker.child.once('exit', r));
+    broker = await launch();
+    const received: string[] = [];
+    const back = client(bridgeLogin, { ...session, onMessage: (_t, p) => void received.push(p.toString()) });
+    await back.waitConnected(5000);
+    await waitFor('the queued messages', () => (received.length >= 10 ? true : undefined));
+    expect(received).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    await back.close();
+  });
+});
