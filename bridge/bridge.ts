@@ -75,6 +75,13 @@ export class Bridge {
     return true;
   }
 
+  /** Ready: the database answered at start, the broker is connected, and the last write (if any failed since) succeeded. */
+  health(): { ok: boolean; broker: boolean; database: boolean; buffered: number } {
+    const database = this.writer.writable;
+    const broker = this.mqtt?.connected ?? false;
+    return { ok: broker && database, broker, database, buffered: this.stats.buffered };
+  }
+
   private async checkSink(): Promise<boolean> {
     for (let attempt = 0; !this.stopping.signal.aborted; attempt++) {
       try {

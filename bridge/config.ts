@@ -27,6 +27,8 @@ export const bridgeSchema = z.object({
   MAX_FUTURE: duration('5m', '0s', '168h'),
   SHUTDOWN_TIMEOUT: duration('10s', '0s', '5m'),
   STATS_INTERVAL: duration('60s', '1s', '24h'),
+  HTTP_HOST: z.string().default('127.0.0.1'),
+  HTTP_PORT: integer(8080, 0, 65535),
   LOG_LEVEL: logLevel(),
 });
 
@@ -44,6 +46,8 @@ export interface BridgeConfig {
   readonly maxFutureMs: number;
   readonly shutdownTimeoutMs: number;
   readonly statsIntervalMs: number;
+  /** Where /healthz is served; port 0 turns it off. */
+  readonly http: { readonly host: string; readonly port: number };
   readonly logLevel: BridgeEnv['LOG_LEVEL'];
 }
 
@@ -85,6 +89,7 @@ export function loadBridgeConfig(env: Env): ConfigResult<BridgeConfig> {
       maxFutureMs: c.MAX_FUTURE,
       shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT,
       statsIntervalMs: c.STATS_INTERVAL,
+      http: { host: c.HTTP_HOST, port: c.HTTP_PORT },
       logLevel: c.LOG_LEVEL,
     }),
   };

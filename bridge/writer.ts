@@ -66,6 +66,8 @@ export class Writer {
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
   private readonly warnings: ThrottledLog;
+  /** False from a failed write until the next successful one; false before start. */
+  writable = false;
 
   constructor(
     private readonly sink: Sink,
@@ -78,6 +80,7 @@ export class Writer {
   }
 
   start(): void {
+    this.writable = true;
     this.loop ??= this.run();
   }
 
@@ -139,6 +142,7 @@ export class Writer {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.sink.write(lines);
+        this.writable = true;
         this.stats.written += lines.length;
         if (attempt > 0) this.logger.info({ target: this.sink.target, attempts: attempt + 1 }, 'database writable again');
         return true;
@@ -146,6 +150,7 @@ export class Writer {
         const e = error instanceof SinkError ? error : new SinkError(String(error), 'transient', undefined, undefined, { cause: error });
         if (e.kind === 'rejected' || e.kind === 'too_large') return this.split(lines, e);
         if (this.abort.signal.aborted) return false;
+        this.writable = false;
         this.stats.retries++;
         const delay = Math.max(backoffDelay(attempt, BACKOFF), e.retryAfterMs ?? 0);
         this.warnings.warn('write', { err: e.message, status: e.status, points: lines.length, retryInMs: delay }, 'write failed, retrying');

@@ -4,6 +4,7 @@ import { loadBridgeConfig, type SinkSettings } from '../bridge/config.js';
 import type { Sink } from '../bridge/sink.js';
 import { createInfluxV1Sink } from '../bridge/sinks/influx-v1.js';
 import { createInfluxV2Sink } from '../bridge/sinks/influx-v2.js';
+import { startHealthServer, type HealthServer } from '../common/health.js';
 import { createLogger } from '../common/logger.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, parseFlags, untilSignal } from './shared.js';
 
@@ -43,7 +44,9 @@ Environment (tuning):
   MAX_PAYLOAD_BYTES  larger messages are rejected (default 4096)
   MAX_FUTURE         samples stamped further ahead than this are rejected (default 5m)
   SHUTDOWN_TIMEOUT   longest time to flush on stop (default 10s)
-  STATS_INTERVAL     how often counters are logged (default 60s)
+  STATS_INTERVAL     how often counters are logged and stored (default 60s)
+  HTTP_HOST          address of the health endpoint GET /healthz (default 127.0.0.1)
+  HTTP_PORT          its port; 0 turns it off (default 8080)
   LOG_LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
 `;
 
@@ -62,15 +65,24 @@ export async function runBridge(args: readonly string[]): Promise<number> {
   if (!config) return EXIT_USAGE;
   const logger = createLogger({ name: 'bridge', level: config.logLevel });
   const bridge = new Bridge(config, createSink(config.influx), logger);
+  let health: HealthServer | undefined;
+  try {
+    health = config.http.port > 0 ? await startHealthServer(config.http.host, config.http.port, () => bridge.health(), logger) : undefined;
+  } catch (error) {
+    process.stderr.write(`hostpulse bridge: cannot serve /healthz on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(error as Error).message}\n`);
+    return EXIT_FAILURE;
+  }
   const signal = untilSignal();
   const started = bridge.start().catch((error: unknown) => error as Error);
   const first = await Promise.race([started, signal]);
   if (first instanceof Error) {
     logger.fatal({ err: first.message }, 'cannot start');
     process.stderr.write(`hostpulse bridge: ${first.message}\n`);
+    await health?.close();
     return EXIT_FAILURE;
   }
   logger.info({ signal: await signal }, 'stopping');
+  await health?.close();
   const unwritten = await bridge.stop(config.shutdownTimeoutMs);
   if (unwritten > 0) {
     logger.error({ unwritten }, 'stopped before every point was written');

@@ -15,8 +15,13 @@ afterAll(async () => {
 });
 
 it('waits for an unreachable database, then for an unreachable broker, then stores data', async () => {
-  const [mqttPort, influxPort] = [await freePort(), await freePort()];
+  const [mqttPort, influxPort, httpPort] = [await freePort(), await freePort(), await freePort()];
+  const healthz = async () => {
+    const res = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
   const bridge = runCli(['bridge'], {
+    HTTP_PORT: String(httpPort),
     MQTT_URL: `mqtt://127.0.0.1:${mqttPort}`,
     INFLUX_API: '1',
     INFLUX_URL: `http://127.0.0.1:${influxPort}`,
@@ -28,6 +33,7 @@ it('waits for an unreachable database, then for an unreachable broker, then stor
   await bridge.waitForLog((l) => l.msg === 'database unreachable, retrying' && l['attempt'] === 2);
   const delays = bridge.logs().filter((l) => l.msg === 'database unreachable, retrying').map((l) => l['retryInMs'] as number);
   expect(delays[0]).toBeGreaterThanOrEqual(1000); // backoff, not a busy loop
+  expect(await healthz()).toEqual({ status: 503, body: { ok: false, broker: false, database: false, buffered: 0, status: 'unavailable' } });
 
   influx = await startInfluxDB(['late'], influxPort);
   await bridge.waitForLog((l) => l.msg === 'database ready', 40_000);
@@ -36,6 +42,7 @@ it('waits for an unreachable database, then for an unreachable broker, then stor
 
   broker = await startMosquitto({ port: mqttPort });
   await bridge.waitForLog((l) => l.msg === 'subscribed', 40_000);
+  expect(await healthz()).toMatchObject({ status: 200, body: { ok: true, broker: true, database: true, status: 'ok' } });
   const run = await execCli(['agent', '--once', '--host', 'late-pc'], { MQTT_URL: broker.url });
   expect(run.code, run.stderr).toBe(0);
   const rows = await waitFor('stored data', async () => (await influx!.query(`SELECT "usage" FROM "cpu" WHERE "host" = 'late-pc'`, 'late')).series[0]?.values);

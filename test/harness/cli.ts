@@ -24,9 +24,9 @@ export interface Running {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Environment for the CLI: only what the test passes, plus PATH. */
+/** Environment for the CLI: only what the test passes, plus PATH; no health endpoint unless asked for. */
 export function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env };
+  return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HTTP_PORT: '0', ...env };
 }
 
 const running = new Set<ChildProcess>();
