@@ -101,6 +101,12 @@ export class Agent {
     }
   }
 
+  /** Healthy while connected to the broker and not dropping samples. */
+  health(): { ok: boolean; broker: boolean; pending: number; dropped: number; rounds: number } {
+    const broker = this.mqtt.connected;
+    return { ok: broker && this.stats.pending < this.options.maxPending, broker, pending: this.stats.pending, dropped: this.stats.dropped, rounds: this.stats.rounds };
+  }
+
   /** Runs rounds on a fixed schedule until `stop`. Rounds that overrun their slot skip the missed ticks. */
   start(): void {
     const announce = (): void => {

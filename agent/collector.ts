@@ -18,6 +18,8 @@ export interface CollectorContext {
   readonly probe: Probe;
   /** Monotonic milliseconds, for rates. */
   readonly monotonicMs: () => number;
+  /** Where the host's / is mounted when the agent runs in a container (HOST_MOUNT_PREFIX). */
+  readonly hostMountPrefix?: string | undefined;
 }
 
 export type CollectorFactory = (context: CollectorContext) => Collector;

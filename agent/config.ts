@@ -12,6 +12,10 @@ export const agentSchema = z.object({
   MQTT_PASSWORD: z.string().optional(),
   /** Samples waiting for the broker's acknowledgement, beyond which new ones are dropped (counted). */
   MAX_PENDING: integer(10_000, 1, 10_000_000),
+  /** In a container with the host's / mounted here: report only the host's filesystems, by their host paths. */
+  HOST_MOUNT_PREFIX: z.string().regex(/^\/[^\0]*[^/]$/, 'must be an absolute path such as /hostfs').optional(),
+  HTTP_HOST: z.string().default('127.0.0.1'),
+  HTTP_PORT: integer(0, 0, 65535),
   LOG_LEVEL: logLevel(),
 });
 
@@ -22,6 +26,9 @@ export interface AgentConfig {
   readonly intervalMs: number;
   readonly mqtt: { readonly url: string; readonly username?: string | undefined; readonly password?: string | undefined };
   readonly maxPending: number;
+  readonly hostMountPrefix?: string | undefined;
+  /** Where /healthz is served; port 0 (the default) turns it off. */
+  readonly http: { readonly host: string; readonly port: number };
   readonly logLevel: AgentEnv['LOG_LEVEL'];
 }
 
@@ -46,6 +53,8 @@ export function loadAgentConfig(env: Env, osHostname: string = hostname()): Conf
       intervalMs: c.SAMPLE_INTERVAL,
       mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD },
       maxPending: c.MAX_PENDING,
+      hostMountPrefix: c.HOST_MOUNT_PREFIX,
+      http: { host: c.HTTP_HOST, port: c.HTTP_PORT },
       logLevel: c.LOG_LEVEL,
     }),
   };

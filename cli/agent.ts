@@ -9,6 +9,7 @@ import { ReplayProbe, record, type Probe } from '../agent/probe.js';
 import { Sampler } from '../agent/sampler.js';
 import { createSystemProbe } from '../agent/si-probe.js';
 import { sleep } from '../common/backoff.js';
+import { startHealthServer, type HealthServer } from '../common/health.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { MqttConnection } from '../common/mqtt.js';
 import { OFFLINE, availabilityTopic } from '../protocol/index.js';
@@ -38,6 +39,10 @@ Environment:
   MQTT_PASSWORD    broker password (optional)
   MAX_PENDING      samples awaiting the broker's acknowledgement before new ones are
                    dropped and counted (default 10000)
+  HOST_MOUNT_PREFIX  in a container with the host's / mounted there (e.g. /hostfs): report the
+                   host's filesystems by their host paths, and only those
+  HTTP_HOST        address of the health endpoint GET /healthz (default 127.0.0.1)
+  HTTP_PORT        its port; 0, the default, turns it off
   LOG_LEVEL        fatal, error, warn, info, debug, trace or silent (default info)
 `;
 
@@ -106,7 +111,7 @@ export async function runAgent(args: readonly string[]): Promise<number> {
 }
 
 function createSampler(probe: Probe, config: AgentConfig, logger: Logger): Sampler {
-  const context = { probe, monotonicMs: () => performance.now() };
+  const context = { probe, monotonicMs: () => performance.now(), hostMountPrefix: config.hostMountPrefix };
   const list = Object.values(collectors).map((factory) => factory(context));
   return new Sampler(list, logger.child({ component: 'sampler' }), { timeoutMs: Math.min(10_000, Math.max(2000, config.intervalMs)) });
 }
@@ -152,11 +157,20 @@ async function runForever(config: AgentConfig, sampler: Sampler, logger: Logger)
   const mqtt = connection(config, logger, false);
   const agent = new Agent(config, sampler, mqtt, logger);
   logger.info({ host: config.host, intervalMs: config.intervalMs }, 'agent starting');
+  let health: HealthServer | undefined;
+  try {
+    health = config.http.port > 0 ? await startHealthServer(config.http.host, config.http.port, () => agent.health(), logger) : undefined;
+  } catch (error) {
+    process.stderr.write(`hostpulse agent: cannot serve /healthz on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(error as Error).message}\n`);
+    await mqtt.close(true);
+    return EXIT_FAILURE;
+  }
   const signal = untilSignal();
   await sampler.prime();
   const early = await Promise.race([signal, sleep(PRIME_MS).then(() => undefined)]);
   if (!early) agent.start();
   logger.info({ signal: await signal }, 'stopping');
+  await health?.close();
   await agent.stop(5000);
   return EXIT_OK;
 }

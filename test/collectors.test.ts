@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Reading } from '../agent/collector.js';
 import { collectors } from '../agent/collectors/index.js';
-import { isRealFilesystem } from '../agent/collectors/disk.js';
+import { hostView, isRealFilesystem } from '../agent/collectors/disk.js';
 import { parseNvidiaSmi } from '../agent/collectors/gpu.js';
 import { ReplayProbe, type Probe, type Recording } from '../agent/probe.js';
 import { Sampler } from '../agent/sampler.js';
@@ -177,5 +177,14 @@ describe('filesystems', () => {
     [fs('/mnt/empty', 'ext4', 0), false],
   ])('%j real: %s', (f, real) => {
     expect(isRealFilesystem(f)).toBe(real);
+  });
+});
+
+describe('filesystems seen from a container', () => {
+  const fs = (mount: string, device = '/dev/sda1') => ({ fs: device, type: 'ext4', size: 1e9, used: 1, available: 1, use: 1, mount });
+  it('reports the host\'s filesystems by their host paths, and only those', () => {
+    const seen = [fs('/', 'overlay'), fs('/hostfs'), fs('/hostfs/home', '/dev/sda2'), fs('/etc/hosts', '/dev/sda1'), fs('/hostfs-other', '/dev/sdb1')];
+    expect(hostView(seen, '/hostfs').map((f) => f.mount)).toEqual(['/', '/home']);
+    expect(hostView(seen, undefined)).toHaveLength(5);
   });
 });

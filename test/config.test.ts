@@ -26,18 +26,45 @@ describe('agent configuration', () => {
     const result = loadAgentConfig({}, 'Office-PC.local');
     expect(result).toEqual({
       ok: true,
-      config: { host: 'office-pc-local', intervalMs: 10_000, mqtt: { url: 'mqtt://localhost:1883', username: undefined, password: undefined }, maxPending: 10_000, logLevel: 'info' },
+      config: {
+        host: 'office-pc-local',
+        intervalMs: 10_000,
+        mqtt: { url: 'mqtt://localhost:1883', username: undefined, password: undefined },
+        maxPending: 10_000,
+        hostMountPrefix: undefined,
+        http: { host: '127.0.0.1', port: 0 },
+        logLevel: 'info',
+      },
     });
   });
 
   it('takes every setting from the environment', () => {
     const result = loadAgentConfig(
-      { SENSORS_HOST: 'pc-7', SAMPLE_INTERVAL: '2s', MQTT_URL: 'mqtts://broker:8883', MQTT_USERNAME: 'pc-7', MQTT_PASSWORD: 'pw', MAX_PENDING: '50', LOG_LEVEL: 'debug' },
+      {
+        SENSORS_HOST: 'pc-7',
+        SAMPLE_INTERVAL: '2s',
+        MQTT_URL: 'mqtts://broker:8883',
+        MQTT_USERNAME: 'pc-7',
+        MQTT_PASSWORD: 'pw',
+        MAX_PENDING: '50',
+        HOST_MOUNT_PREFIX: '/hostfs',
+        HTTP_HOST: '0.0.0.0',
+        HTTP_PORT: '9101',
+        LOG_LEVEL: 'debug',
+      },
       'ignored',
     );
     expect(result).toEqual({
       ok: true,
-      config: { host: 'pc-7', intervalMs: 2000, mqtt: { url: 'mqtts://broker:8883', username: 'pc-7', password: 'pw' }, maxPending: 50, logLevel: 'debug' },
+      config: {
+        host: 'pc-7',
+        intervalMs: 2000,
+        mqtt: { url: 'mqtts://broker:8883', username: 'pc-7', password: 'pw' },
+        maxPending: 50,
+        hostMountPrefix: '/hostfs',
+        http: { host: '0.0.0.0', port: 9101 },
+        logLevel: 'debug',
+      },
     });
   });
 
@@ -58,6 +85,9 @@ describe('agent configuration', () => {
     [{ MQTT_PASSWORD: 'pw' }, 'MQTT_USERNAME: is required when MQTT_PASSWORD is set'],
     [{ MAX_PENDING: '0' }, 'MAX_PENDING: must be a whole number from 1 to 10000000 (got "0")'],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent'],
+    [{ HOST_MOUNT_PREFIX: 'hostfs' }, 'HOST_MOUNT_PREFIX: must be an absolute path such as /hostfs'],
+    [{ HOST_MOUNT_PREFIX: '/hostfs/' }, 'HOST_MOUNT_PREFIX: must be an absolute path such as /hostfs'],
+    [{ HTTP_PORT: '70000' }, 'HTTP_PORT: must be a whole number from 0 to 65535 (got "70000")'],
   ])('%j → %s', (env, line) => {
     expect(loadAgentConfig(env, 'pc')).toEqual({ ok: false, errors: [line] });
   });

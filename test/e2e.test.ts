@@ -9,6 +9,7 @@ import { startInfluxDB, type InfluxDB } from './harness/influxdb.js';
 import { differences, published, stored } from './harness/ledger.js';
 import { startMosquitto, type Mosquitto } from './harness/mosquitto.js';
 import { capture, mosquittoPub, waitFor, type Capture } from './harness/mqtt.js';
+import { freePort } from './harness/process.js';
 
 const DB = 'hostpulse';
 const FIXTURES = new URL('./fixtures/machines/', import.meta.url);
@@ -150,12 +151,21 @@ describe('agent → Mosquitto → bridge → InfluxDB', () => {
 
   it('keeps the agent running on a schedule, with retained availability and a last will', async () => {
     const host = 'e2e-loop';
-    const agent = runCli(['agent', '--replay', new URL('linux-laptop.json', FIXTURES).pathname], { MQTT_URL: broker.url, SENSORS_HOST: host, SAMPLE_INTERVAL: '1s' });
+    const httpPort = await freePort();
+    const agent = runCli(['agent', '--replay', new URL('linux-laptop.json', FIXTURES).pathname], {
+      MQTT_URL: broker.url,
+      SENSORS_HOST: host,
+      SAMPLE_INTERVAL: '1s',
+      HTTP_PORT: String(httpPort),
+    });
     await waitFor('three rounds', () => {
       const cpu = watch.forHost(host).filter((m) => m.topic.endsWith('/cpu_usage'));
       return cpu.length >= 3 ? cpu : undefined;
     });
     expect(watch.forHost(host).find((m) => m.topic.endsWith('/availability'))?.payload).toBe('online');
+    const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ ok: true, broker: true, dropped: 0, status: 'ok' });
     const times = published(watch.forHost(host)).filter((s) => s.metric === 'cpu_usage').map((s) => s.ts);
     for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(900);
     expect(await agent.stop('SIGTERM')).toBe(0);

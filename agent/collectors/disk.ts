@@ -24,12 +24,23 @@ export function isRealFilesystem(fs: Filesystem): boolean {
  * Usage of each real filesystem, named by mount point: `/` → `disk_root_usage`,
  * `/home` → `disk_home_usage`, `C:` → `disk_c_usage`. A device mounted twice counts once.
  */
-export const disk: CollectorFactory = ({ probe }) => ({
+/**
+ * With a host mount prefix (`/hostfs`), only filesystems under it count, renamed to their host
+ * paths (`/hostfs` → `/`, `/hostfs/home` → `/home`); the container's own mounts are left out.
+ */
+export function hostView(filesystems: readonly Filesystem[], prefix: string | undefined): Filesystem[] {
+  if (!prefix) return [...filesystems];
+  return filesystems
+    .filter((fs) => fs.mount === prefix || fs.mount.startsWith(`${prefix}/`))
+    .map((fs) => ({ ...fs, mount: fs.mount === prefix ? '/' : fs.mount.slice(prefix.length) }));
+}
+
+export const disk: CollectorFactory = ({ probe, hostMountPrefix }) => ({
   name: 'disk',
   templates: ['disk_{name}_usage', 'disk_{name}_used', 'disk_{name}_free'],
   async collect() {
     const seen = new Set<string>();
-    const real = (await probe.fsSize()).filter((fs) => {
+    const real = hostView(await probe.fsSize(), hostMountPrefix).filter((fs) => {
       if (!isRealFilesystem(fs) || seen.has(fs.fs)) return false;
       seen.add(fs.fs);
       return true;
