@@ -13,7 +13,7 @@ import { startHealthServer, type HealthServer } from '../common/health.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { MqttConnection } from '../common/mqtt.js';
 import { OFFLINE, availabilityTopic } from '../protocol/index.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, parseFlags, untilSignal } from './shared.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
 
 export const AGENT_HELP = `Usage: hostpulse agent [options]
 
@@ -28,6 +28,7 @@ Options:
   --host NAME        same as SENSORS_HOST
   --interval TIME    same as SAMPLE_INTERVAL
   --mqtt-url URL     same as MQTT_URL
+  --config FILE      read these variables from FILE (KEY=value lines); the environment wins
   -h, --help         show this help
 
 Environment:
@@ -58,6 +59,7 @@ export async function runAgent(args: readonly string[]): Promise<number> {
     host: { type: 'string' },
     interval: { type: 'string' },
     'mqtt-url': { type: 'string' },
+    config: { type: 'string' },
   });
   if (!flags) return EXIT_USAGE;
   if (flags['help']) {
@@ -69,8 +71,10 @@ export async function runAgent(args: readonly string[]): Promise<number> {
     process.stderr.write(`hostpulse agent: --${modes.join(' and --')} cannot be combined\n`);
     return EXIT_USAGE;
   }
+  const base = environment(flags['config']);
+  if (!base) return EXIT_USAGE;
   const env = {
-    ...process.env,
+    ...base,
     ...(typeof flags['host'] === 'string' ? { SENSORS_HOST: flags['host'] } : {}),
     ...(typeof flags['interval'] === 'string' ? { SAMPLE_INTERVAL: flags['interval'] } : {}),
     ...(typeof flags['mqtt-url'] === 'string' ? { MQTT_URL: flags['mqtt-url'] } : {}),

@@ -6,7 +6,7 @@ import { createInfluxV1Sink } from '../bridge/sinks/influx-v1.js';
 import { createInfluxV2Sink } from '../bridge/sinks/influx-v2.js';
 import { startHealthServer, type HealthServer } from '../common/health.js';
 import { createLogger } from '../common/logger.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, parseFlags, untilSignal } from './shared.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
 
 export const BRIDGE_HELP = `Usage: hostpulse bridge [options]
 
@@ -15,6 +15,7 @@ metric catalog and writes the samples to InfluxDB in batches. Stops cleanly on S
 writing what it holds first.
 
 Options:
+  --config FILE      read these variables from FILE (KEY=value lines); the environment wins
   -h, --help         show this help
 
 Environment (MQTT):
@@ -55,13 +56,15 @@ function createSink(settings: SinkSettings): Sink {
 }
 
 export async function runBridge(args: readonly string[]): Promise<number> {
-  const flags = parseFlags('bridge', args, {});
+  const flags = parseFlags('bridge', args, { config: { type: 'string' } });
   if (!flags) return EXIT_USAGE;
   if (flags['help']) {
     process.stdout.write(BRIDGE_HELP);
     return EXIT_OK;
   }
-  const config = configOrReport('bridge', loadBridgeConfig(process.env));
+  const env = environment(flags['config']);
+  if (!env) return EXIT_USAGE;
+  const config = configOrReport('bridge', loadBridgeConfig(env));
   if (!config) return EXIT_USAGE;
   const logger = createLogger({ name: 'bridge', level: config.logLevel });
   const bridge = new Bridge(config, createSink(config.influx), logger);

@@ -1,5 +1,6 @@
 /** What the subcommands share: config error output, parsing flags, stopping on signals. */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { parseArgs, parseEnv, type ParseArgsConfig } from 'node:util';
 import type { ConfigResult } from '../common/config.js';
 
 export const EXIT_OK = 0;
@@ -48,4 +49,20 @@ export function untilSignal(): Promise<NodeJS.Signals> {
     process.on('SIGTERM', handler);
     process.on('SIGINT', handler);
   });
+}
+
+/**
+ * The environment, with the variables of an env file (KEY=value lines, as systemd and Docker read
+ * them) under it: a variable set in the real environment wins over the file.
+ */
+export function environment(envFile: unknown): NodeJS.ProcessEnv | undefined {
+  if (typeof envFile !== 'string') return process.env;
+  let text: string;
+  try {
+    text = readFileSync(envFile, 'utf8');
+  } catch (error) {
+    process.stderr.write(`hostpulse: cannot read --config ${envFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
+    return undefined;
+  }
+  return { ...parseEnv(text), ...process.env };
 }

@@ -77,7 +77,7 @@ describe('validators', () => {
     expect(validate.errors ?? [], JSON.stringify(validate.errors, null, 2)).toEqual([]);
     expect(ok).toBe(true);
     // The control: a misspelt key is caught.
-    const broken = structuredClone(compose) as { services: Record<string, Record<string, unknown>> };
+    const broken = structuredClone(compose) as unknown as { services: Record<string, Record<string, unknown>> };
     (broken.services['bridge'] as Record<string, unknown>)['healthcheks'] = {};
     expect(validate(broken)).toBe(false);
   });

@@ -1,0 +1,47 @@
+/** The files that run the agent on PCs: a systemd unit, a launchd daemon, a Windows scheduled task, and --config. */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { ROOT, execCli } from './harness/cli.js';
+import { tempDir } from './harness/process.js';
+
+it('ships a systemd unit that systemd-analyze accepts without a warning', async () => {
+  const output = await new Promise<string>((resolve) =>
+    execFile('systemd-analyze', ['verify', join(ROOT, 'deploy/systemd/hostpulse-agent.service')], (_e, stdout, stderr) => resolve(stdout + stderr)),
+  );
+  // verify exits 0 on unknown keys and only warns: any output is a problem in the unit.
+  expect(output.split('\n').filter((l) => l.includes('hostpulse-agent.service'))).toEqual([]);
+  const unit = readFileSync(join(ROOT, 'deploy/systemd/hostpulse-agent.service'), 'utf8');
+  expect(unit).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/hostpulse\/dist\/cli\/main\.js agent$/m);
+  expect(unit).toMatch(/^EnvironmentFile=\/etc\/hostpulse\/agent\.env$/m);
+  expect(unit).toMatch(/^DynamicUser=yes$/m);
+});
+
+it('starts the launchd daemon and the Windows task with the same settings file', () => {
+  const plist = readFileSync(join(ROOT, 'deploy/macos/com.hostpulse.agent.plist'), 'utf8');
+  expect(plist).toMatch(/<string>agent<\/string>\s*<string>--config<\/string>\s*<string>\/usr\/local\/etc\/hostpulse\/agent\.env<\/string>/);
+  expect(plist.match(/<dict>/g)).toHaveLength(plist.match(/<\/dict>/g)?.length ?? -1);
+  const ps1 = readFileSync(join(ROOT, 'deploy/windows/install-agent.ps1'), 'utf8');
+  expect(ps1).toContain('agent --config');
+  expect(ps1).toContain('-Hidden');
+  expect(ps1).toContain("-UserId 'SYSTEM'");
+});
+
+it('reads the settings `hostpulse enrol` prints through --config, the environment winning', async () => {
+  const dir = await tempDir('envfile');
+  const envFile = join(dir, 'agent.env');
+  const enrol = await execCli(['enrol', 'file-pc', '--passwd', join(dir, 'passwd'), '--mqtt-url', 'mqtt://127.0.0.1:1']);
+  expect(enrol.code).toBe(0);
+  await writeFile(envFile, `${enrol.stdout}SAMPLE_INTERVAL=2s\n`);
+  const printed = await execCli(['agent', '--print', '--config', envFile]);
+  expect(printed.code, printed.stderr).toBe(0);
+  expect(printed.stdout).toContain('"topic":"sensors/file-pc/cpu_usage"');
+  const overridden = await execCli(['agent', '--print', '--config', envFile], { SENSORS_HOST: 'env-pc' });
+  expect(overridden.stdout).toContain('"topic":"sensors/env-pc/cpu_usage"');
+  const once = await execCli(['agent', '--once', '--config', envFile]);
+  expect(once.stderr).toContain('could not connect to mqtt://127.0.0.1:1');
+  const missing = await execCli(['agent', '--print', '--config', join(dir, 'nope.env')]);
+  expect(missing).toMatchObject({ code: 2, stderr: expect.stringContaining('cannot read --config') });
+});
