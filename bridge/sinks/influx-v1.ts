@@ -34,7 +34,9 @@ export function createInfluxV1Sink(settings: InfluxV1Settings): Sink {
     const text = res.status === 204 ? '' : await res.text().catch(() => '');
     let message = text;
     try {
-      message = (JSON.parse(text) as { error?: string }).error ?? text;
+      // InfluxDB 1.x answers {"error"}; InfluxDB 2.x's 1.x-compatible /write answers {"code","message"}.
+      const body = JSON.parse(text) as { error?: string; message?: string };
+      message = body.error ?? body.message ?? text;
     } catch {
       // not JSON: keep the text
     }
