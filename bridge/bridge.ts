@@ -53,7 +53,7 @@ export class Bridge {
    * Resolves false if stopped before the database answered.
    */
   async start(): Promise<boolean> {
-    if (!(await this.checkSink())) return false;
+    if (!(await this.checkSink()) || this.stopping.signal.aborted) return false;
     this.writer.start();
     const mqtt = new MqttConnection(
       { ...this.options.mqtt, clean: false, reconnect: true, onMessage: (topic, payload) => this.handle(topic, payload) },
