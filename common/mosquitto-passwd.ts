@@ -3,7 +3,7 @@
  * line per login, PBKDF2-SHA512 with a 12-byte salt, the only salt size Mosquitto 2.0 accepts
  * (Mosquitto 2.1's tool writes 64-byte salts that 2.0 refuses).
  */
-import { pbkdf2Sync, randomBytes } from 'node:crypto';
+import { pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, chown, readFile, rename, writeFile } from 'node:fs/promises';
 
 const ITERATIONS = 1000;
@@ -60,4 +60,13 @@ export async function writePasswd(path: string, entries: ReadonlyMap<string, str
     await chmod(temp, 0o644);
   }
   await rename(temp, path);
+}
+
+/** Checks a password against a `user:$7$…` line (Mosquitto 2.0 PBKDF2-SHA512), in constant time. */
+export function verifyPassword(line: string, password: string): boolean {
+  const [, iterations, salt, hash] = /^[^:]+:\$7\$(\d+)\$([^$]+)\$([^$]+)$/.exec(line.trim()) ?? [];
+  if (!iterations || !salt || !hash) return false;
+  const expected = Buffer.from(hash, 'base64');
+  const actual = pbkdf2Sync(password, Buffer.from(salt, 'base64'), Number(iterations), expected.length, 'sha512');
+  return expected.length > 0 && timingSafeEqual(actual, expected);
 }

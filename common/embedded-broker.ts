@@ -1,0 +1,132 @@
+/**
+ * The embedded MQTT broker of `hostpulse up` (the one place aedes and ws are imported), for a
+ * machine without Docker. aedes' defaults are for a lab, so: a connection limit, a short CONNECT
+ * timeout, a packet size limit, and, when logins are configured, Mosquitto's password file format
+ * and the same access rules as mosquitto/acl (common/broker-acl.ts). Without logins it accepts
+ * anonymous clients, and the caller keeps it on the loopback interface.
+ */
+import { createServer as createHttpServer } from 'node:http';
+import { createServer, type Server, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { Aedes, type AuthenticateError } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import { mayPublish, mayRead } from './broker-acl.js';
+import type { Logger } from './logger.js';
+import { verifyPassword } from './mosquitto-passwd.js';
+import { PacketSizeLimit } from './mqtt-size-limit.js';
+
+export interface EmbeddedBrokerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** MQTT over WebSocket; 0 turns it off. */
+  readonly wsPort: number;
+  readonly maxConnections: number;
+  readonly maxPacketBytes: number;
+  /** Login → Mosquitto password line; undefined: anonymous access, no access rules. */
+  readonly logins?: () => ReadonlyMap<string, string>;
+}
+
+export interface EmbeddedBroker {
+  readonly port: number;
+  readonly wsPort: number;
+  close(): Promise<void>;
+}
+
+function authError(message: string, returnCode: number): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+}
+
+export async function startEmbeddedBroker(options: EmbeddedBrokerOptions, logger: Logger): Promise<EmbeddedBroker> {
+  const logins = options.logins;
+  const users = new WeakMap<object, string>();
+  const aedes = await Aedes.createBroker({
+    id: 'hostpulse-up',
+    connectTimeout: 5000,
+    maxClientsIdLength: 128,
+    heartbeatInterval: 60_000,
+    ...(logins
+      ? {
+          authenticate: (client, username, password, done) => {
+            const line = username === undefined ? undefined : logins().get(username);
+            if (username === undefined || !line || !password || !verifyPassword(line, password.toString())) {
+              done(authError('bad user name or password', 4), false);
+              return;
+            }
+            users.set(client, username);
+            done(null, true);
+          },
+          authorizePublish: (client, packet, callback) => {
+            const user = client ? users.get(client) : undefined;
+            // As Mosquitto does with MQTT 3.1.1: a denied publish is acknowledged and dropped (aedes
+            // would disconnect the client, which a QoS 1 client answers by resending it forever).
+            // It is diverted to a "$" topic that no login may read, and never retained.
+            if (client && (user === undefined || !mayPublish(user, packet.topic))) {
+              logger.debug({ user, topic: packet.topic }, 'publish denied');
+              packet.topic = '$hostpulse/denied';
+              packet.payload = Buffer.alloc(0);
+              packet.retain = false;
+            }
+            callback(null);
+          },
+          authorizeForward: (client, packet) => {
+            const user = users.get(client);
+            return user !== undefined && mayRead(user, packet.topic) ? packet : null;
+          },
+        }
+      : {}),
+  });
+  const tcp: Server = createServer((socket: Socket) => handleSocket(socket));
+  tcp.maxConnections = options.maxConnections;
+  function handleSocket(socket: Socket): void {
+    const guard = new PacketSizeLimit(options.maxPacketBytes);
+    guard.on('error', (error) => {
+      logger.warn({ err: error.message, remote: socket.remoteAddress }, 'connection closed: packet too large');
+      socket.destroy();
+    });
+    socket.on('error', () => undefined);
+    aedes.handle(duplexOf(socket, guard));
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen(options.port, options.host, () => resolve());
+  });
+  const port = (tcp.address() as { port: number }).port;
+
+  let wsPort = 0;
+  const http = options.wsPort > 0 ? createHttpServer() : undefined;
+  if (http) {
+    const wss = new WebSocketServer({ server: http, maxPayload: options.maxPacketBytes + 5 });
+    wss.on('connection', (websocket, req) => {
+      const stream = createWebSocketStream(websocket);
+      stream.on('error', () => undefined);
+      aedes.handle(stream, req);
+    });
+    http.maxConnections = options.maxConnections;
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(options.wsPort, options.host, () => resolve());
+    });
+    wsPort = (http.address() as { port: number }).port;
+  }
+  logger.info({ mqtt: `mqtt://${options.host}:${port}`, ws: wsPort ? `ws://${options.host}:${wsPort}` : undefined, logins: Boolean(logins) }, 'embedded broker listening');
+
+  return {
+    port,
+    wsPort,
+    close: async () => {
+      await new Promise<void>((resolve) => tcp.close(() => resolve()));
+      if (http) {
+        http.closeAllConnections();
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+      }
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    },
+  };
+}
+
+/** The socket as aedes sees it: reads pass through the size guard, writes go straight to the socket. */
+function duplexOf(socket: Socket, guard: PacketSizeLimit): Duplex {
+  socket.pipe(guard);
+  return Duplex.from({ readable: guard, writable: socket });
+}
