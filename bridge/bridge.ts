@@ -12,6 +12,7 @@ import type { Logger } from '../common/logger.js';
 import { MqttConnection, type MqttSettings } from '../common/mqtt.js';
 import { ThrottledLog } from '../common/throttle.js';
 import { SUBSCRIPTION, decodeMessage } from '../protocol/index.js';
+import type { LiveState } from './live.js';
 import { availabilityLine, statsLine, toLine } from './points.js';
 import { SinkError, type Sink } from './sink.js';
 import { createStats, totalRejected, type BridgeStats } from './stats.js';
@@ -31,19 +32,24 @@ const CHECK_BACKOFF = { baseMs: 1000, maxMs: 30_000 } as const;
 
 export class Bridge {
   readonly stats: BridgeStats = createStats();
-  private readonly writer: Writer;
+  private readonly writer: Writer | undefined;
   private readonly rejections: ThrottledLog;
   private mqtt: MqttConnection | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private readonly stopping = new AbortController();
 
+  /**
+   * Without a sink (`hostpulse up` with no InfluxDB configured) nothing is stored: samples only
+   * feed the live view.
+   */
   constructor(
     private readonly options: BridgeOptions,
-    private readonly sink: Sink,
+    private readonly sink: Sink | undefined,
     private readonly logger: Logger,
+    private readonly live?: LiveState,
     private readonly now: () => number = Date.now,
   ) {
-    this.writer = new Writer(sink, options, this.stats, logger.child({ component: 'writer' }));
+    this.writer = sink ? new Writer(sink, options, this.stats, logger.child({ component: 'writer' })) : undefined;
     this.rejections = new ThrottledLog(logger, 60_000);
   }
 
@@ -53,8 +59,12 @@ export class Bridge {
    * Resolves false if stopped before the database answered.
    */
   async start(): Promise<boolean> {
-    if (!(await this.checkSink()) || this.stopping.signal.aborted) return false;
-    this.writer.start();
+    if (this.writer) {
+      if (!(await this.checkSink()) || this.stopping.signal.aborted) return false;
+      this.writer.start();
+    } else {
+      this.logger.warn('no InfluxDB configured: history is NOT being stored (set INFLUX_URL and its settings to store it)');
+    }
     const mqtt = new MqttConnection(
       { ...this.options.mqtt, clean: false, reconnect: true, onMessage: (topic, payload) => this.handle(topic, payload) },
       this.logger.child({ component: 'mqtt' }),
@@ -70,23 +80,28 @@ export class Bridge {
     this.statsTimer = setInterval(() => {
       this.logStats('stats');
       // Stored like any point; never waits, so a full queue cannot stall the timer.
-      void this.writer.push(statsLine(this.options.mqtt.clientId, this.stats, this.now()));
+      void this.writer?.push(statsLine(this.options.mqtt.clientId, this.stats, this.now()));
     }, this.options.statsIntervalMs);
     return true;
   }
 
   /** Ready: the database answered at start, the broker is connected, and the last write (if any failed since) succeeded. */
-  health(): { ok: boolean; broker: boolean; database: boolean; buffered: number } {
-    const database = this.writer.writable;
+  health(): { ok: boolean; broker: boolean; database: boolean | 'not configured'; buffered: number } {
+    const database = this.writer ? this.writer.writable : 'not configured';
     const broker = this.mqtt?.connected ?? false;
-    return { ok: broker && database, broker, database, buffered: this.stats.buffered };
+    return { ok: broker && database !== false, broker, database, buffered: this.stats.buffered };
+  }
+
+  /** Whether samples are written to a database. */
+  get storing(): boolean {
+    return this.writer !== undefined;
   }
 
   private async checkSink(): Promise<boolean> {
     for (let attempt = 0; !this.stopping.signal.aborted; attempt++) {
       try {
-        await this.sink.check();
-        this.logger.info({ target: this.sink.target }, 'database ready');
+        await this.sink?.check();
+        this.logger.info({ target: this.sink?.target }, 'database ready');
         return true;
       } catch (error) {
         if (error instanceof SinkError && error.kind === 'fatal') throw error;
@@ -114,9 +129,11 @@ export class Bridge {
     }
     if (decoded.kind === 'availability') {
       this.stats.availability++;
-      return this.writer.push(availabilityLine(decoded.host, decoded.online, this.now()));
+      this.live?.availability(decoded.host, decoded.online);
+      return this.writer?.push(availabilityLine(decoded.host, decoded.online, this.now()));
     }
-    return this.writer.push(toLine(decoded.sample));
+    this.live?.sample(decoded.sample);
+    return this.writer?.push(toLine(decoded.sample));
   }
 
   private logStats(message: string): void {
@@ -141,7 +158,7 @@ export class Bridge {
     ]);
     closeTimeout.abort();
     if (!closed) await this.mqtt?.close(true);
-    const unwritten = await this.writer.stop(Math.max(0, timeoutMs - (this.now() - started)));
+    const unwritten = (await this.writer?.stop(Math.max(0, timeoutMs - (this.now() - started)))) ?? 0;
     this.stats.lost += unwritten;
     this.logStats('bridge stopped');
     return unwritten;

@@ -11,7 +11,7 @@ export const bridgeSchema = z.object({
   /** Fixed, so the broker keeps the bridge's session and queues messages while it is away. */
   MQTT_CLIENT_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"').default('hostpulse-bridge'),
   INFLUX_API: oneOf(['2', '1'], '2'),
-  INFLUX_URL: url(['http', 'https']),
+  INFLUX_URL: url(['http', 'https']).optional(),
   INFLUX_TOKEN: z.string().optional(),
   INFLUX_ORG: z.string().optional(),
   INFLUX_BUCKET: z.string().optional(),
@@ -38,7 +38,7 @@ export type SinkSettings = ({ readonly api: '2' } & InfluxV2Settings) | ({ reado
 
 export interface BridgeConfig {
   readonly mqtt: { readonly url: string; readonly username?: string | undefined; readonly password?: string | undefined; readonly clientId: string };
-  readonly influx: SinkSettings;
+  readonly influx: SinkSettings | undefined;
   readonly batchSize: number;
   readonly flushIntervalMs: number;
   readonly maxBuffered: number;
@@ -51,22 +51,28 @@ export interface BridgeConfig {
   readonly logLevel: BridgeEnv['LOG_LEVEL'];
 }
 
-function crossCheck(c: BridgeEnv): string[] {
+function crossCheck(c: BridgeEnv, influxRequired: boolean): string[] {
   const errors: string[] = [];
-  if (c.INFLUX_API === '2' && c.INFLUX_BUCKET === undefined) errors.push('INFLUX_BUCKET: is required (or set INFLUX_API=1 and INFLUX_DATABASE for InfluxDB 1.x)');
-  if (c.INFLUX_API === '1' && c.INFLUX_DATABASE === undefined) errors.push('INFLUX_DATABASE: is required when INFLUX_API=1');
+  if (c.INFLUX_URL === undefined && influxRequired) errors.push('INFLUX_URL: is required');
+  if (c.INFLUX_URL !== undefined && c.INFLUX_API === '2' && c.INFLUX_BUCKET === undefined) {
+    errors.push('INFLUX_BUCKET: is required (or set INFLUX_API=1 and INFLUX_DATABASE for InfluxDB 1.x)');
+  }
+  if (c.INFLUX_URL !== undefined && c.INFLUX_API === '1' && c.INFLUX_DATABASE === undefined) errors.push('INFLUX_DATABASE: is required when INFLUX_API=1');
   if (c.INFLUX_PASSWORD !== undefined && c.INFLUX_USERNAME === undefined) errors.push('INFLUX_USERNAME: is required when INFLUX_PASSWORD is set');
   if (c.MQTT_PASSWORD !== undefined && c.MQTT_USERNAME === undefined) errors.push('MQTT_USERNAME: is required when MQTT_PASSWORD is set');
   if (c.MAX_BUFFERED < c.BATCH_SIZE) errors.push(`MAX_BUFFERED: must be at least BATCH_SIZE (${c.BATCH_SIZE})`);
   return errors;
 }
 
-export function loadBridgeConfig(env: Env): ConfigResult<BridgeConfig> {
-  const parsed = parseConfig(bridgeSchema, env, crossCheck);
+/** With `influxRequired: false` (`hostpulse up`), no INFLUX_URL means no database: `influx` is undefined. */
+export function loadBridgeConfig(env: Env, { influxRequired = true } = {}): ConfigResult<BridgeConfig> {
+  const parsed = parseConfig(bridgeSchema, env, (c) => crossCheck(c, influxRequired));
   if (!parsed.ok) return parsed;
   const c = parsed.config;
-  const influx: SinkSettings =
-    c.INFLUX_API === '1'
+  const influx: SinkSettings | undefined =
+    c.INFLUX_URL === undefined
+      ? undefined
+      : c.INFLUX_API === '1'
       ? {
           api: '1',
           url: c.INFLUX_URL,

@@ -1,11 +1,13 @@
 /** `hostpulse bridge`: store what the agents publish in InfluxDB. */
-import { Bridge } from '../bridge/bridge.js';
+import { Bridge, type BridgeOptions } from '../bridge/bridge.js';
+import { createLiveHttp } from '../bridge/live-http.js';
+import { LiveState } from '../bridge/live.js';
 import { loadBridgeConfig, type SinkSettings } from '../bridge/config.js';
 import type { Sink } from '../bridge/sink.js';
 import { createInfluxV1Sink } from '../bridge/sinks/influx-v1.js';
 import { createInfluxV2Sink } from '../bridge/sinks/influx-v2.js';
-import { startHealthServer, type HealthServer } from '../common/health.js';
-import { createLogger } from '../common/logger.js';
+import { startHealthServer } from '../common/health.js';
+import { createLogger, type Logger } from '../common/logger.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
 
 export const BRIDGE_HELP = `Usage: hostpulse bridge [options]
@@ -46,13 +48,45 @@ Environment (tuning):
   MAX_FUTURE         samples stamped further ahead than this are rejected (default 5m)
   SHUTDOWN_TIMEOUT   longest time to flush on stop (default 10s)
   STATS_INTERVAL     how often counters are logged and stored (default 60s)
-  HTTP_HOST          address of the health endpoint GET /healthz (default 127.0.0.1)
+  HTTP_HOST          address of the HTTP server: the live view (/), /api/hosts, /api/stream
+                     and the health endpoint /healthz (default 127.0.0.1)
   HTTP_PORT          its port; 0 turns it off (default 8080)
   LOG_LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
 `;
 
-function createSink(settings: SinkSettings): Sink {
+export function createSink(settings: SinkSettings): Sink {
   return settings.api === '1' ? createInfluxV1Sink(settings) : createInfluxV2Sink(settings);
+}
+
+export interface BridgeService {
+  readonly bridge: Bridge;
+  /** Resolves once intake runs (true), or with the error that stops the start. */
+  readonly started: Promise<boolean | Error>;
+  /** Stops intake, writes what is held, closes the HTTP server; resolves with the points not written. */
+  stop(timeoutMs: number): Promise<number>;
+}
+
+/** The bridge with its HTTP server (/healthz and the live view): shared by `bridge` and `up`. */
+export async function startBridgeService(
+  options: BridgeOptions,
+  sink: Sink | undefined,
+  http: { readonly host: string; readonly port: number },
+  logger: Logger,
+): Promise<BridgeService> {
+  const live = new LiveState();
+  const bridge = new Bridge(options, sink, logger, live);
+  const liveHttp = createLiveHttp(live, { storing: sink !== undefined, maxStreams: 100, flushMs: 1000 });
+  const server = http.port > 0 ? await startHealthServer(http.host, http.port, () => bridge.health(), logger, liveHttp.handle) : undefined;
+  if (server) logger.info({ url: `http://${http.host === '0.0.0.0' ? 'localhost' : http.host}:${server.port}/` }, 'live view');
+  return {
+    bridge,
+    started: bridge.start().catch((error: unknown) => error as Error),
+    async stop(timeoutMs) {
+      liveHttp.close();
+      await server?.close();
+      return bridge.stop(timeoutMs);
+    },
+  };
 }
 
 export async function runBridge(args: readonly string[]): Promise<number> {
@@ -67,26 +101,23 @@ export async function runBridge(args: readonly string[]): Promise<number> {
   const config = configOrReport('bridge', loadBridgeConfig(env));
   if (!config) return EXIT_USAGE;
   const logger = createLogger({ name: 'bridge', level: config.logLevel });
-  const bridge = new Bridge(config, createSink(config.influx), logger);
-  let health: HealthServer | undefined;
+  let service: BridgeService;
   try {
-    health = config.http.port > 0 ? await startHealthServer(config.http.host, config.http.port, () => bridge.health(), logger) : undefined;
+    service = await startBridgeService(config, config.influx && createSink(config.influx), config.http, logger);
   } catch (error) {
-    process.stderr.write(`hostpulse bridge: cannot serve /healthz on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(error as Error).message}\n`);
+    process.stderr.write(`hostpulse bridge: cannot serve HTTP on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(error as Error).message}\n`);
     return EXIT_FAILURE;
   }
   const signal = untilSignal();
-  const started = bridge.start().catch((error: unknown) => error as Error);
-  const first = await Promise.race([started, signal]);
+  const first = await Promise.race([service.started, signal]);
   if (first instanceof Error) {
     logger.fatal({ err: first.message }, 'cannot start');
     process.stderr.write(`hostpulse bridge: ${first.message}\n`);
-    await health?.close();
+    await service.stop(0);
     return EXIT_FAILURE;
   }
   logger.info({ signal: await signal }, 'stopping');
-  await health?.close();
-  const unwritten = await bridge.stop(config.shutdownTimeoutMs);
+  const unwritten = await service.stop(config.shutdownTimeoutMs);
   if (unwritten > 0) {
     logger.error({ unwritten }, 'stopped before every point was written');
     return EXIT_FAILURE;

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { runAgent } from './agent.js';
 import { runBridge } from './bridge.js';
 import { runEnrol } from './enrol.js';
+import { runUp } from './up.js';
 import { catalog } from '../protocol/catalog.js';
 import { metricTableMarkdown } from '../protocol/catalog-doc.js';
 
@@ -24,6 +25,7 @@ const HELP = `hostpulse ${version()} — watch the temperatures and load of a fl
 Usage: hostpulse <command> [options]
 
 Commands:
+  up        everything for this machine in one process: broker, bridge, live view, agent
   agent     sample this PC and publish each metric to MQTT (sensors/<host>/<metric>)
   bridge    subscribe to the agents' topics and store the samples in InfluxDB
   enrol     create the broker login of a PC (and of the stack's services)
@@ -43,6 +45,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return runAgent(rest);
     case 'bridge':
       return runBridge(rest);
+    case 'up':
+      return runUp(rest);
     case 'enrol':
       return runEnrol(rest);
     case 'metrics':

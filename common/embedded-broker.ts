@@ -13,7 +13,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import { mayPublish, mayRead } from './broker-acl.js';
 import type { Logger } from './logger.js';
 import { verifyPassword } from './mosquitto-passwd.js';
-import { PacketSizeLimit } from './mqtt-size-limit.js';
+import { PACKET_TOO_LARGE, PacketSizeLimit } from './mqtt-size-limit.js';
 
 export interface EmbeddedBrokerOptions {
   readonly host: string;
@@ -22,8 +22,8 @@ export interface EmbeddedBrokerOptions {
   readonly wsPort: number;
   readonly maxConnections: number;
   readonly maxPacketBytes: number;
-  /** Login → Mosquitto password line; undefined: anonymous access, no access rules. */
-  readonly logins?: () => ReadonlyMap<string, string>;
+  /** A login's Mosquitto password lines (any may match); undefined: anonymous access, no access rules. */
+  readonly logins?: (username: string) => readonly string[];
 }
 
 export interface EmbeddedBroker {
@@ -47,8 +47,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions, logger
     ...(logins
       ? {
           authenticate: (client, username, password, done) => {
-            const line = username === undefined ? undefined : logins().get(username);
-            if (username === undefined || !line || !password || !verifyPassword(line, password.toString())) {
+            const lines = username === undefined ? [] : logins(username);
+            if (username === undefined || !password || !lines.some((line) => verifyPassword(line, password.toString()))) {
               done(authError('bad user name or password', 4), false);
               return;
             }
@@ -79,8 +79,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions, logger
   tcp.maxConnections = options.maxConnections;
   function handleSocket(socket: Socket): void {
     const guard = new PacketSizeLimit(options.maxPacketBytes);
-    guard.on('error', (error) => {
-      logger.warn({ err: error.message, remote: socket.remoteAddress }, 'connection closed: packet too large');
+    guard.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === PACKET_TOO_LARGE) logger.warn({ err: error.message, remote: socket.remoteAddress }, 'connection closed: packet too large');
       socket.destroy();
     });
     socket.on('error', () => undefined);

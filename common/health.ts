@@ -2,7 +2,7 @@
  * A small HTTP endpoint for container healthchecks and monitors: GET /healthz answers 200 with
  * {"status":"ok",…} when the service is ready, 503 with the reasons when not.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from './logger.js';
 
 export interface Health {
@@ -15,8 +15,12 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-export async function startHealthServer(host: string, port: number, health: () => Health, logger: Logger): Promise<HealthServer> {
+/** Answers a request that is not /healthz, returning true; false leaves it to a 404. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+export async function startHealthServer(host: string, port: number, health: () => Health, logger: Logger, routes?: RouteHandler): Promise<HealthServer> {
   const server: Server = createServer((req, res) => {
+    if (req.url !== '/healthz' && req.url !== '/healthz/' && routes?.(req, res)) return;
     if (req.method !== 'GET' || (req.url !== '/healthz' && req.url !== '/healthz/')) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
@@ -26,13 +30,15 @@ export async function startHealthServer(host: string, port: number, health: () =
     res.end(`${JSON.stringify({ ...h, status: h.ok ? 'ok' : 'unavailable' })}\n`);
   });
   server.requestTimeout = 5000;
+  // Server-Sent Events streams stay open: no idle timeout on responses.
+  server.timeout = 0;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
   const address = server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
-  logger.info({ url: `http://${host}:${bound}/healthz` }, 'health endpoint listening');
+  logger.info({ url: `http://${host}:${bound}/` }, 'http server listening');
   return {
     port: bound,
     close: () =>

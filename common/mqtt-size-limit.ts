@@ -5,6 +5,8 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 
+export const PACKET_TOO_LARGE = 'ERR_MQTT_PACKET_TOO_LARGE';
+
 export class PacketSizeLimit extends Transform {
   /** Bytes of the current packet's body still to pass. */
   private remaining = 0;
@@ -36,7 +38,7 @@ export class PacketSizeLimit extends Transform {
       this.length += (byte & 0x7f) * this.multiplier;
       this.multiplier *= 128;
       this.headerBytes++;
-      if (this.length > this.maxBytes) return callback(new Error(`packet over ${this.maxBytes} bytes`));
+      if (this.length > this.maxBytes) return callback(Object.assign(new Error(`packet over ${this.maxBytes} bytes`), { code: PACKET_TOO_LARGE }));
       if ((byte & 0x80) === 0) {
         this.remaining = this.length;
         this.headerBytes = 0;

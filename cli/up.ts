@@ -1,0 +1,169 @@
+/**
+ * `hostpulse up`: everything for one machine in one process, without Docker: the embedded broker,
+ * the bridge with its live view, and an agent for this machine. InfluxDB is optional.
+ */
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import { readPasswd } from '../common/mosquitto-passwd.js';
+import { hashLine } from '../common/mosquitto-passwd.js';
+import { BRIDGE_LOGIN } from '../common/broker-acl.js';
+import { flag, integer, parseConfig, z } from '../common/config.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../common/embedded-broker.js';
+import { createLogger } from '../common/logger.js';
+import { loadAgentConfig } from '../agent/config.js';
+import { loadBridgeConfig } from '../bridge/config.js';
+import { startAgentService, type AgentService } from './agent-service.js';
+import { createSink, startBridgeService, type BridgeService } from './bridge.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
+
+export const UP_HELP = `Usage: hostpulse up [options]
+
+Runs everything for one machine in one process: an MQTT broker, the bridge with its live view, and an
+agent for this machine. Open the address it prints. Other PCs can publish to it too (enrol them).
+
+Options:
+  --config FILE      read these variables from FILE (KEY=value lines); the environment wins
+  -h, --help         show this help
+
+Environment:
+  MQTT_BIND          address of the broker (default 127.0.0.1: this machine only)
+  MQTT_PORT          MQTT port (default 1883)
+  MQTT_WS_PORT       MQTT over WebSocket port; 0 turns it off (default 9001)
+  MQTT_PASSWD_FILE   logins, as written by "hostpulse enrol --passwd FILE" (Mosquitto's format);
+                     with it, anonymous clients are refused and the rules of mosquitto/acl apply.
+                     Required to listen beyond this machine. Re-read on SIGHUP.
+  MQTT_MAX_CONNECTIONS  (default 1000)      MQTT_MAX_PACKET_BYTES  (default 65536)
+  HTTP_HOST          address of the live view (default 127.0.0.1; 0.0.0.0 to open it from a phone)
+  HTTP_PORT          its port (default 8080)
+  LOCAL_AGENT        also sample this machine (default true)
+  INFLUX_URL, …      store history in InfluxDB, as for "hostpulse bridge" (optional: without it,
+                     the live view keeps the last hour in memory and nothing is stored)
+  SENSORS_HOST, SAMPLE_INTERVAL, …   the local agent, as for "hostpulse agent"
+  LOG_LEVEL          (default info)
+`;
+
+const LOOPBACK = /^(127\.|::1$|localhost$)/;
+
+const upSchema = z.object({
+  MQTT_BIND: z.string().default('127.0.0.1').refine((v) => isIP(v) !== 0 || v === 'localhost', 'must be an IP address such as 127.0.0.1 or 0.0.0.0'),
+  MQTT_PORT: integer(1883, 1, 65535),
+  MQTT_WS_PORT: integer(9001, 0, 65535),
+  MQTT_PASSWD_FILE: z.string().optional(),
+  MQTT_MAX_CONNECTIONS: integer(1000, 1, 100_000),
+  MQTT_MAX_PACKET_BYTES: integer(65_536, 1024, 16 * 1024 * 1024),
+  LOCAL_AGENT: flag(true),
+});
+
+function internalPassword(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+export async function runUp(args: readonly string[]): Promise<number> {
+  const flags = parseFlags('up', args, { config: { type: 'string' } });
+  if (!flags) return EXIT_USAGE;
+  if (flags['help']) {
+    process.stdout.write(UP_HELP);
+    return EXIT_OK;
+  }
+  const env = environment(flags['config']);
+  if (!env) return EXIT_USAGE;
+
+  // One list of problems for the three parts, each variable named once.
+  const own = parseConfig(upSchema, env, (c) =>
+    !LOOPBACK.test(c.MQTT_BIND) && c.MQTT_PASSWD_FILE === undefined
+      ? [`MQTT_BIND: listening on ${c.MQTT_BIND} (beyond this machine) needs logins: set MQTT_PASSWD_FILE (hostpulse enrol --passwd FILE)`]
+      : [],
+  );
+  const brokerHost = own.ok ? (own.config.MQTT_BIND === '0.0.0.0' ? '127.0.0.1' : own.config.MQTT_BIND) : '127.0.0.1';
+  const mqttUrl = `mqtt://${brokerHost}:${own.ok ? own.config.MQTT_PORT : 1883}`;
+  const bridgeResult = loadBridgeConfig({ ...env, MQTT_URL: mqttUrl }, { influxRequired: false });
+  const agentResult = loadAgentConfig({ ...env, MQTT_URL: mqttUrl, HTTP_PORT: '0' });
+  const errors = [...new Set([...(own.ok ? [] : own.errors), ...(bridgeResult.ok ? [] : bridgeResult.errors), ...(agentResult.ok ? [] : agentResult.errors)])];
+  const config = configOrReport('up', errors.length > 0 ? { ok: false, errors } : own);
+  if (!config || !bridgeResult.ok || !agentResult.ok) return EXIT_USAGE;
+  const bridgeConfig = bridgeResult.config;
+  const agentConfig = agentResult.config;
+  const logger = createLogger({ name: 'up', level: bridgeConfig.logLevel });
+
+  // Logins: the file's, plus in-memory ones for this process's own bridge and agent.
+  const internal = new Map<string, string>();
+  const bridgePassword = internalPassword();
+  const agentPassword = internalPassword();
+  let fileLogins = new Map<string, string>();
+  const passwdFile = config.MQTT_PASSWD_FILE;
+  if (passwdFile !== undefined) {
+    try {
+      fileLogins = await readPasswd(passwdFile);
+    } catch (error) {
+      process.stderr.write(`hostpulse up: cannot read MQTT_PASSWD_FILE ${passwdFile}: ${(error as Error).message}\n`);
+      return EXIT_USAGE;
+    }
+    internal.set(BRIDGE_LOGIN, hashLine(BRIDGE_LOGIN, bridgePassword));
+    internal.set(agentConfig.host, hashLine(agentConfig.host, agentPassword));
+    process.on('SIGHUP', () => {
+      readPasswd(passwdFile).then(
+        (entries) => {
+          fileLogins = entries;
+          logger.info({ logins: entries.size }, 'logins re-read');
+        },
+        (error: unknown) => logger.error({ err: (error as Error).message }, 'cannot re-read MQTT_PASSWD_FILE; keeping the logins I have'),
+      );
+    });
+  }
+
+  let broker: EmbeddedBroker | undefined;
+  let bridge: BridgeService | undefined;
+  let agent: AgentService | undefined;
+  const signal = untilSignal();
+  try {
+    broker = await startEmbeddedBroker(
+      {
+        host: config.MQTT_BIND,
+        port: config.MQTT_PORT,
+        wsPort: config.MQTT_WS_PORT,
+        maxConnections: config.MQTT_MAX_CONNECTIONS,
+        maxPacketBytes: config.MQTT_MAX_PACKET_BYTES,
+        ...(passwdFile !== undefined
+          ? { logins: (user: string) => [internal.get(user), fileLogins.get(user)].filter((l): l is string => l !== undefined) }
+          : {}),
+      },
+      logger.child({ component: 'broker' }),
+    );
+    const credentials = passwdFile !== undefined;
+    bridge = await startBridgeService(
+      { ...bridgeConfig, mqtt: { ...bridgeConfig.mqtt, ...(credentials ? { username: BRIDGE_LOGIN, password: bridgePassword } : {}) } },
+      bridgeConfig.influx && createSink(bridgeConfig.influx),
+      bridgeConfig.http,
+      logger.child({ component: 'bridge' }),
+    );
+    const first = await Promise.race([bridge.started, signal]);
+    if (first instanceof Error) throw first;
+    if (typeof first === 'string') return await shutdown();
+    if (config.LOCAL_AGENT) {
+      agent = await startAgentService(
+        { ...agentConfig, mqtt: { url: mqttUrl, ...(credentials ? { username: agentConfig.host, password: agentPassword } : {}) } },
+        logger.child({ component: 'agent' }),
+      );
+    }
+  } catch (error) {
+    process.stderr.write(`hostpulse up: ${(error as Error).message}\n`);
+    await shutdown();
+    return EXIT_FAILURE;
+  }
+  const http = bridgeConfig.http;
+  const page = `http://${http.host === '0.0.0.0' ? 'localhost' : http.host}:${http.port}/`;
+  process.stderr.write(
+    `\nhostpulse is up.\n  live view:  ${page}\n  broker:     mqtt://${config.MQTT_BIND}:${broker.port}${broker.wsPort ? `  (WebSocket ws://${config.MQTT_BIND}:${broker.wsPort})` : ''}\n` +
+      `  history:    ${bridgeConfig.influx ? `stored in ${new URL(bridgeConfig.influx.url).origin}` : 'NOT stored (no INFLUX_URL): the live view keeps the last hour in memory'}\n\n`,
+  );
+  logger.info({ signal: await signal }, 'stopping');
+  return shutdown();
+
+  /** Agent first (it says offline), then the bridge (it writes what it holds), then the broker. */
+  async function shutdown(): Promise<number> {
+    await agent?.stop(5000);
+    const unwritten = (await bridge?.stop(bridgeConfig.shutdownTimeoutMs)) ?? 0;
+    await broker?.close();
+    return unwritten > 0 ? EXIT_FAILURE : EXIT_OK;
+  }
+}
