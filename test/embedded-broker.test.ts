@@ -42,7 +42,7 @@ beforeAll(async () => {
   mosquitto = await startShippedMosquitto(writeLogins);
   const logins = await readPasswd(mosquitto.passwd);
   const { logger } = captureLogger('embedded');
-  embedded = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, wsPort: 0, maxConnections: 20, maxPacketBytes: 4096, logins: () => logins }, logger);
+  embedded = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, wsPort: 0, maxConnections: 20, maxPacketBytes: 4096, logins: (user) => (logins.has(user) ? [logins.get(user) as string] : []) }, logger);
   open = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, wsPort: 0, maxConnections: 5, maxPacketBytes: 4096 }, logger);
 });
 
