@@ -19,6 +19,7 @@ const ARTIFACTS = join(ROOT, 'test-artifacts');
 interface Up {
   readonly run: Running;
   readonly mqtt: number;
+  readonly ws: number;
   readonly http: number;
   readonly url: string;
 }
@@ -27,7 +28,7 @@ async function up(env: Record<string, string> = {}): Promise<Up> {
   const [mqtt, ws, http] = [await freePort(), await freePort(), await freePort()];
   const run = runCli(['up'], { MQTT_PORT: String(mqtt), MQTT_WS_PORT: String(ws), HTTP_PORT: String(http), SAMPLE_INTERVAL: '1s', ...env });
   await waitFor('hostpulse is up', () => (run.stderr().includes('hostpulse is up.') ? true : undefined), 20_000);
-  return { run, mqtt, http, url: `http://127.0.0.1:${http}/` };
+  return { run, mqtt, ws, url: `http://127.0.0.1:${http}/`, http };
 }
 
 async function hosts(u: Up): Promise<{ host: string; online: boolean | null; values: Record<string, [number, number]> }[]> {
@@ -49,6 +50,10 @@ describe('hostpulse up', () => {
     expect(other.code, other.stderr).toBe(0);
     const laptop = await waitFor('the other PC', async () => (await hosts(u)).find((h) => h.host === 'up-other'));
     expect(laptop.values['battery_level']?.[0]).toBe(44);
+    // And over MQTT over WebSocket, as browser tools connect.
+    const overWs = await execCli(['agent', '--once', '--host', 'up-ws'], { MQTT_URL: `ws://127.0.0.1:${u.ws}` });
+    expect(overWs.code, overWs.stderr).toBe(0);
+    await waitFor('the WebSocket publisher', async () => (await hosts(u)).find((h) => h.host === 'up-ws'));
     const health = await fetch(`${u.url}healthz`);
     expect(await health.json()).toMatchObject({ ok: true, database: 'not configured' });
     expect(await u.run.stop()).toBe(0);
