@@ -16,6 +16,17 @@ export interface AgentOptions {
   readonly maxPending: number;
 }
 
+/** Optional extensions of the loop (Home Assistant discovery); none is needed for --once. */
+export interface AgentHooks {
+  /** Called with each round's metric names before its samples are handed to the connection. */
+  readonly beforeSend?: (metrics: readonly string[]) => Promise<void>;
+  /** Called when a round comes far later than scheduled: the PC slept (wall clock jumped). */
+  readonly onResume?: (lateMs: number) => void;
+}
+
+/** A round this much later than scheduled (beyond two intervals) means the machine was asleep. */
+export const RESUME_SLACK_MS = 30_000;
+
 export interface Message {
   readonly topic: string;
   readonly payload: string;
@@ -44,6 +55,7 @@ export class Agent {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private inFlight = new Set<Promise<void>>();
+  private currentRound: Promise<void> | undefined;
   private readonly failures: ThrottledLog;
 
   constructor(
@@ -52,6 +64,7 @@ export class Agent {
     private readonly mqtt: MqttConnection,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
+    private readonly hooks: AgentHooks = {},
   ) {
     this.failures = new ThrottledLog(logger, 60_000);
   }
@@ -65,7 +78,15 @@ export class Agent {
     const ts = this.now();
     const readings = await this.sampler.round();
     this.stats.rounds++;
-    return toMessages(this.options.host, readings, ts, () => this.seq++).map((m) => this.send(m));
+    const messages = toMessages(this.options.host, readings, ts, () => this.seq++);
+    if (this.hooks.beforeSend) {
+      try {
+        await this.hooks.beforeSend(readings.map((r) => r.metric));
+      } catch (error) {
+        this.logger.warn({ err: error }, 'round hook failed');
+      }
+    }
+    return messages.map((m) => this.send(m));
   }
 
   /** One round, resolved when the broker has acknowledged (or refused) every sample: for --once. */
@@ -117,16 +138,24 @@ export class Agent {
     this.mqtt.onConnect(announce);
     if (this.mqtt.connected) announce();
     const startedAt = this.now();
+    let dueAt: number | undefined;
     const schedule = (): void => {
       if (this.stopped) return;
       const elapsed = this.now() - startedAt;
       const wait = this.options.intervalMs - (elapsed % this.options.intervalMs);
+      dueAt = this.now() + wait;
       this.timer = setTimeout(tick, wait);
     };
     // The next round does not wait for this one's acknowledgements: while the broker is away,
     // sampling goes on and the samples wait in the connection's queue (up to MAX_PENDING).
     const tick = (): void => {
-      this.sampleRound()
+      // Timers run on a clock that stops while the PC sleeps; the wall clock does not.
+      const lateMs = dueAt === undefined ? 0 : this.now() - dueAt;
+      if (lateMs > 2 * this.options.intervalMs + RESUME_SLACK_MS) {
+        this.logger.info({ lateMs }, 'round far behind schedule: resumed from sleep');
+        this.hooks.onResume?.(lateMs);
+      }
+      this.currentRound = this.sampleRound()
         .then((sends) => {
           this.logger.debug({ samples: sends.length, pending: this.stats.pending }, 'round sampled');
           for (const sent of sends) sent.catch((error: unknown) => this.failures.warn('publish', { err: error }, 'a sample was not acknowledged'));
@@ -142,6 +171,8 @@ export class Agent {
     this.stopped = true;
     clearTimeout(this.timer);
     const deadline = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
+    // A round already sampled is handed over before the wait for acknowledgements.
+    await Promise.race([this.currentRound, deadline]);
     await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
     if (this.mqtt.connected) {
       await Promise.race([this.mqtt.publish(availabilityTopic(this.options.host), OFFLINE, { qos: 1, retain: true }).catch(() => undefined), deadline]);

@@ -1,6 +1,6 @@
 /** The agent's configuration: one schema, read from the environment (flags override) at start. */
 import { hostname } from 'node:os';
-import { duration, integer, logLevel, parseConfig, url, z, type ConfigResult, type Env } from '../common/config.js';
+import { duration, flag, integer, logLevel, parseConfig, url, z, type ConfigResult, type Env } from '../common/config.js';
 import { MQTT_PROTOCOLS } from '../common/mqtt.js';
 import { hostFromOsName, hostProblem } from '../protocol/index.js';
 
@@ -17,6 +17,12 @@ export const agentSchema = z.object({
   HTTP_HOST: z.string().default('127.0.0.1'),
   HTTP_PORT: integer(0, 0, 65535),
   LOG_LEVEL: logLevel(),
+  /** Home Assistant MQTT discovery: retained configs under HA_DISCOVERY_PREFIX for every metric published. */
+  HA_DISCOVERY: flag(true),
+  HA_DISCOVERY_PREFIX: z
+    .string()
+    .default('homeassistant')
+    .refine((p) => !/[+#/\0]/.test(p), { error: 'must be one MQTT topic level, without "+", "#", "/" or NUL' }),
 });
 
 export type AgentEnv = z.output<typeof agentSchema>;
@@ -30,6 +36,8 @@ export interface AgentConfig {
   /** Where /healthz is served; port 0 (the default) turns it off. */
   readonly http: { readonly host: string; readonly port: number };
   readonly logLevel: AgentEnv['LOG_LEVEL'];
+  /** Home Assistant MQTT discovery (birth topic `<prefix>/status`). */
+  readonly haDiscovery: { readonly enabled: boolean; readonly prefix: string };
 }
 
 export function loadAgentConfig(env: Env, osHostname: string = hostname()): ConfigResult<AgentConfig> {
@@ -56,6 +64,7 @@ export function loadAgentConfig(env: Env, osHostname: string = hostname()): Conf
       hostMountPrefix: c.HOST_MOUNT_PREFIX,
       http: { host: c.HTTP_HOST, port: c.HTTP_PORT },
       logLevel: c.LOG_LEVEL,
+      haDiscovery: { enabled: c.HA_DISCOVERY, prefix: c.HA_DISCOVERY_PREFIX },
     }),
   };
 }

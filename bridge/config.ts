@@ -4,14 +4,16 @@ import { MQTT_PROTOCOLS } from '../common/mqtt.js';
 import type { InfluxV1Settings } from './sinks/influx-v1.js';
 import type { InfluxV2Settings } from './sinks/influx-v2.js';
 
-export const bridgeSchema = z.object({
+/** The bridge's variables; `hostpulse up` uses them with INFLUX_URL optional (no database: nothing stored). */
+const makeBridgeSchema = (influxRequired: boolean) =>
+  z.object({
   MQTT_URL: url(MQTT_PROTOCOLS, 'mqtt://localhost:1883'),
   MQTT_USERNAME: z.string().optional(),
   MQTT_PASSWORD: z.string().optional(),
   /** Fixed, so the broker keeps the bridge's session and queues messages while it is away. */
   MQTT_CLIENT_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"').default('hostpulse-bridge'),
   INFLUX_API: oneOf(['2', '1'], '2'),
-  INFLUX_URL: url(['http', 'https']).optional(),
+  INFLUX_URL: influxRequired ? url(['http', 'https']) : url(['http', 'https']).optional(),
   INFLUX_TOKEN: z.string().optional(),
   INFLUX_ORG: z.string().optional(),
   INFLUX_BUCKET: z.string().optional(),
@@ -32,7 +34,10 @@ export const bridgeSchema = z.object({
   LOG_LEVEL: logLevel(),
 });
 
-type BridgeEnv = z.output<typeof bridgeSchema>;
+export const bridgeSchema = makeBridgeSchema(true);
+const upBridgeSchema = makeBridgeSchema(false);
+
+type BridgeEnv = z.output<typeof upBridgeSchema>;
 
 export type SinkSettings = ({ readonly api: '2' } & InfluxV2Settings) | ({ readonly api: '1' } & InfluxV1Settings);
 
@@ -51,9 +56,8 @@ export interface BridgeConfig {
   readonly logLevel: BridgeEnv['LOG_LEVEL'];
 }
 
-function crossCheck(c: BridgeEnv, influxRequired: boolean): string[] {
+function crossCheck(c: BridgeEnv): string[] {
   const errors: string[] = [];
-  if (c.INFLUX_URL === undefined && influxRequired) errors.push('INFLUX_URL: is required');
   if (c.INFLUX_URL !== undefined && c.INFLUX_API === '2' && c.INFLUX_BUCKET === undefined) {
     errors.push('INFLUX_BUCKET: is required (or set INFLUX_API=1 and INFLUX_DATABASE for InfluxDB 1.x)');
   }
@@ -66,7 +70,7 @@ function crossCheck(c: BridgeEnv, influxRequired: boolean): string[] {
 
 /** With `influxRequired: false` (`hostpulse up`), no INFLUX_URL means no database: `influx` is undefined. */
 export function loadBridgeConfig(env: Env, { influxRequired = true } = {}): ConfigResult<BridgeConfig> {
-  const parsed = parseConfig(bridgeSchema, env, (c) => crossCheck(c, influxRequired));
+  const parsed = parseConfig(influxRequired ? bridgeSchema : upBridgeSchema, env, crossCheck);
   if (!parsed.ok) return parsed;
   const c = parsed.config;
   const influx: SinkSettings | undefined =

@@ -1,14 +1,15 @@
-/** The agent as a long-running service: sampling, publishing, availability. Shared by `agent` and `up`. */
+/** The agent as a long-running service: sampling, publishing, availability, Home Assistant discovery. Shared by `agent` and `up`. */
 import { performance } from 'node:perf_hooks';
 import { Agent } from '../agent/agent.js';
 import { collectors } from '../agent/collectors/index.js';
 import type { AgentConfig } from '../agent/config.js';
-import type { Probe } from '../agent/probe.js';
+import { Discovery } from '../agent/discovery.js';
+import { deviceBlock, originBlock } from '../agent/discovery-config.js';
+import type { Probe, StaticInfo } from '../agent/probe.js';
 import { Sampler } from '../agent/sampler.js';
-import { createSystemProbe } from '../agent/si-probe.js';
 import { sleep } from '../common/backoff.js';
 import type { Logger } from '../common/logger.js';
-import { MqttConnection } from '../common/mqtt.js';
+import { MqttConnection, type MessageHandler } from '../common/mqtt.js';
 import { OFFLINE, availabilityTopic } from '../protocol/index.js';
 
 /** Time to let rate-based readings (CPU usage, network rates) build up after their baseline. */
@@ -20,7 +21,7 @@ export function createSampler(probe: Probe, config: Pick<AgentConfig, 'intervalM
   return new Sampler(list, logger.child({ component: 'sampler' }), { timeoutMs: Math.min(10_000, Math.max(2000, config.intervalMs)) });
 }
 
-export function agentConnection(config: Pick<AgentConfig, 'host' | 'mqtt'>, logger: Logger, once: boolean): MqttConnection {
+export function agentConnection(config: Pick<AgentConfig, 'host' | 'mqtt'>, logger: Logger, once: boolean, onMessage?: MessageHandler): MqttConnection {
   return new MqttConnection(
     {
       ...config.mqtt,
@@ -29,9 +30,23 @@ export function agentConnection(config: Pick<AgentConfig, 'host' | 'mqtt'>, logg
       clean: true,
       reconnect: !once,
       ...(once ? {} : { will: { topic: availabilityTopic(config.host), payload: OFFLINE, retain: true } }),
+      ...(onMessage ? { onMessage } : {}),
     },
     logger.child({ component: 'mqtt' }),
   );
+}
+
+/** Static machine facts for the discovery device block; a probe that fails or hangs gives none. */
+async function staticInfo(probe: Probe, logger: Logger): Promise<StaticInfo | undefined> {
+  const timeout = new AbortController();
+  try {
+    return await Promise.race([probe.staticInfo(), sleep(5000, timeout.signal).then(() => undefined)]);
+  } catch (error) {
+    logger.warn({ err: error }, "cannot read the machine's maker and model for Home Assistant");
+    return undefined;
+  } finally {
+    timeout.abort();
+  }
 }
 
 export interface AgentService {
@@ -39,19 +54,30 @@ export interface AgentService {
   stop(timeoutMs: number): Promise<void>;
 }
 
-export async function startAgentService(config: AgentConfig, logger: Logger, probe: Probe = createSystemProbe()): Promise<AgentService> {
+/** Connects, announces (Home Assistant discovery when enabled), primes the rate readings and starts the rounds. */
+export async function startAgentService(config: AgentConfig, probe: Probe, logger: Logger): Promise<AgentService> {
   const sampler = createSampler(probe, config, logger);
-  const mqtt = agentConnection(config, logger, false);
-  const agent = new Agent(config, sampler, mqtt, logger);
+  let discovery: Discovery | undefined;
+  const mqtt = agentConnection(config, logger, false, (topic, payload) => discovery?.handleMessage(topic, payload));
+  if (config.haDiscovery.enabled) {
+    const device = deviceBlock(config.host, await staticInfo(probe, logger));
+    const context = { host: config.host, prefix: config.haDiscovery.prefix, intervalMs: config.intervalMs, device, origin: originBlock() };
+    discovery = new Discovery(context, mqtt, logger.child({ component: 'discovery' }));
+    discovery.start();
+  }
+  const d = discovery;
+  const hooks = d ? { beforeSend: (metrics: readonly string[]) => d.observe(metrics), onResume: () => d.announce('resumed from sleep') } : {};
+  const agent = new Agent(config, sampler, mqtt, logger, Date.now, hooks);
   logger.info({ host: config.host, intervalMs: config.intervalMs }, 'agent starting');
-  const stopped = new AbortController();
+  const stopping = new AbortController();
   await sampler.prime();
-  await sleep(PRIME_MS, stopped.signal);
-  agent.start();
+  await sleep(PRIME_MS, stopping.signal);
+  if (!stopping.signal.aborted) agent.start();
   return {
     agent,
     stop: async (timeoutMs) => {
-      stopped.abort();
+      stopping.abort();
+      discovery?.stop();
       await agent.stop(timeoutMs);
     },
   };

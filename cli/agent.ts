@@ -1,9 +1,7 @@
 /** `hostpulse agent`: sample this PC and publish to MQTT. */
 import { writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import { Agent, toMessages } from '../agent/agent.js';
-import { collectors } from '../agent/collectors/index.js';
 import { loadAgentConfig, type AgentConfig } from '../agent/config.js';
 import { ReplayProbe, record, type Probe } from '../agent/probe.js';
 import { Sampler } from '../agent/sampler.js';
@@ -11,18 +9,19 @@ import { createSystemProbe } from '../agent/si-probe.js';
 import { sleep } from '../common/backoff.js';
 import { startHealthServer, type HealthServer } from '../common/health.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { MqttConnection } from '../common/mqtt.js';
-import { OFFLINE, availabilityTopic } from '../protocol/index.js';
+import { PRIME_MS, agentConnection, createSampler, startAgentService } from './agent-service.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
 
 export const AGENT_HELP = `Usage: hostpulse agent [options]
 
 Samples this PC (CPU, GPU, memory, disks, network, battery) every SAMPLE_INTERVAL and publishes
-each metric with QoS 1 to sensors/<host>/<metric>.
+each metric with QoS 1 to sensors/<host>/<metric>. Unless HA_DISCOVERY=false, it also keeps a
+retained Home Assistant discovery config for each metric under HA_DISCOVERY_PREFIX.
 
 Options:
   --once             publish one round, exit 0 once the broker acknowledged every sample
-  --print            print one round as JSON lines; needs no broker
+                     (no Home Assistant discovery)
+  --print            print one round as JSON lines; needs no broker (no discovery)
   --record FILE      record this machine's raw sensor readings (two rounds) to FILE
   --replay FILE      read sensors from a recording instead of this machine
   --host NAME        same as SENSORS_HOST
@@ -45,10 +44,10 @@ Environment:
   HTTP_HOST        address of the health endpoint GET /healthz (default 127.0.0.1)
   HTTP_PORT        its port; 0, the default, turns it off
   LOG_LEVEL        fatal, error, warn, info, debug, trace or silent (default info)
+  HA_DISCOVERY     publish Home Assistant MQTT discovery configs: true or false (default true)
+  HA_DISCOVERY_PREFIX  their topic prefix, one topic level (default homeassistant); the agent
+                   answers Home Assistant's birth message on <prefix>/status
 `;
-
-/** Time to let rate-based readings (CPU usage, network rates) build up after their baseline. */
-const PRIME_MS = 1000;
 
 export async function runAgent(args: readonly string[]): Promise<number> {
   const flags = parseFlags('agent', args, {
@@ -111,31 +110,11 @@ export async function runAgent(args: readonly string[]): Promise<number> {
     }
     return EXIT_OK;
   }
-  return flags['once'] ? runOnce(config, sampler, logger) : runForever(config, sampler, logger);
-}
-
-function createSampler(probe: Probe, config: AgentConfig, logger: Logger): Sampler {
-  const context = { probe, monotonicMs: () => performance.now(), hostMountPrefix: config.hostMountPrefix };
-  const list = Object.values(collectors).map((factory) => factory(context));
-  return new Sampler(list, logger.child({ component: 'sampler' }), { timeoutMs: Math.min(10_000, Math.max(2000, config.intervalMs)) });
-}
-
-function connection(config: AgentConfig, logger: Logger, once: boolean): MqttConnection {
-  return new MqttConnection(
-    {
-      ...config.mqtt,
-      // --once gets its own id, so that it never takes over the session of an agent running as a service.
-      clientId: once ? `hostpulse-agent-${config.host}-once-${process.pid}` : `hostpulse-agent-${config.host}`,
-      clean: true,
-      reconnect: !once,
-      ...(once ? {} : { will: { topic: availabilityTopic(config.host), payload: OFFLINE, retain: true } }),
-    },
-    logger.child({ component: 'mqtt' }),
-  );
+  return flags['once'] ? runOnce(config, sampler, logger) : runForever(config, probe, logger);
 }
 
 async function runOnce(config: AgentConfig, sampler: Sampler, logger: Logger): Promise<number> {
-  const mqtt = connection(config, logger, true);
+  const mqtt = agentConnection(config, logger, true);
   const agent = new Agent(config, sampler, mqtt, logger);
   try {
     await Promise.all([mqtt.waitConnected(10_000), sampler.prime().then(() => sleep(PRIME_MS))]);
@@ -157,24 +136,20 @@ async function runOnce(config: AgentConfig, sampler: Sampler, logger: Logger): P
   return EXIT_OK;
 }
 
-async function runForever(config: AgentConfig, sampler: Sampler, logger: Logger): Promise<number> {
-  const mqtt = connection(config, logger, false);
-  const agent = new Agent(config, sampler, mqtt, logger);
-  logger.info({ host: config.host, intervalMs: config.intervalMs }, 'agent starting');
+async function runForever(config: AgentConfig, probe: Probe, logger: Logger): Promise<number> {
+  let agent: Agent | undefined;
   let health: HealthServer | undefined;
   try {
-    health = config.http.port > 0 ? await startHealthServer(config.http.host, config.http.port, () => agent.health(), logger) : undefined;
+    health = config.http.port > 0 ? await startHealthServer(config.http.host, config.http.port, () => agent?.health() ?? { ok: false, starting: true }, logger) : undefined;
   } catch (error) {
     process.stderr.write(`hostpulse agent: cannot serve /healthz on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(error as Error).message}\n`);
-    await mqtt.close(true);
     return EXIT_FAILURE;
   }
   const signal = untilSignal();
-  await sampler.prime();
-  const early = await Promise.race([signal, sleep(PRIME_MS).then(() => undefined)]);
-  if (!early) agent.start();
+  const service = await startAgentService(config, probe, logger);
+  agent = service.agent;
   logger.info({ signal: await signal }, 'stopping');
   await health?.close();
-  await agent.stop(5000);
+  await service.stop(5000);
   return EXIT_OK;
 }

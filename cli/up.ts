@@ -12,6 +12,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../common/embedded-bro
 import { createLogger } from '../common/logger.js';
 import { loadAgentConfig } from '../agent/config.js';
 import { loadBridgeConfig } from '../bridge/config.js';
+import { createSystemProbe } from '../agent/si-probe.js';
 import { startAgentService, type AgentService } from './agent-service.js';
 import { createSink, startBridgeService, type BridgeService } from './bridge.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
@@ -142,6 +143,7 @@ export async function runUp(args: readonly string[]): Promise<number> {
     if (config.LOCAL_AGENT) {
       agent = await startAgentService(
         { ...agentConfig, mqtt: { url: mqttUrl, ...(credentials ? { username: agentConfig.host, password: agentPassword } : {}) } },
+        createSystemProbe(),
         logger.child({ component: 'agent' }),
       );
     }

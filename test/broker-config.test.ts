@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MqttConnection } from '../common/mqtt.js';
 import { SERVICE_LOGINS } from '../cli/enrol.js';
-import { ROOT, execCli } from './harness/cli.js';
+import { ROOT, execCli, runCli } from './harness/cli.js';
 import { captureLogger } from './harness/logs.js';
 import { waitFor } from './harness/mqtt.js';
 import { freePort, startServer, tempDir, type Server } from './harness/process.js';
@@ -166,6 +166,60 @@ describe('access rules', () => {
     expect(reader.received.map((m) => `${m.topic}=${m.payload}`)).toEqual(['sensors/alice/cpu_temp=42']);
     expect(bobListens.received).toEqual([]); // an agent reads nothing, not even other agents
     await Promise.all([bridge.close(), reader.close(), bobListens.close()]);
+  });
+
+  it('lets an agent keep only its own Home Assistant discovery configs; the reader writes only homeassistant/status', async () => {
+    const aliceLogin = { username: 'alice', password: alice };
+    const reader = await listener(readerLogin, 'homeassistant/#');
+    const aliceOwn = await listener(aliceLogin, 'homeassistant/+/alice/+/config');
+    const aliceStatus = await listener(aliceLogin, 'homeassistant/status');
+    const publish = async (login: { username: string; password: string }, topic: string, payload: string) => {
+      const c = client(login);
+      await c.waitConnected(5000);
+      await c.publish(topic, payload, { qos: 1 });
+      await c.close();
+    };
+    await publish(aliceLogin, 'homeassistant/sensor/bob/cpu_temp/config', '{"bad":1}');
+    await publish(aliceLogin, 'homeassistant/sensor/cpu_temp/config', '{"bad":2}'); // no node id: not hers
+    await publish(aliceLogin, 'homeassistant/status', 'online');
+    await publish(readerLogin, 'homeassistant/sensor/alice/cpu_temp/config', '{"bad":3}');
+    await publish(bridgeLogin, 'homeassistant/status', 'offline');
+    await publish(aliceLogin, 'homeassistant/sensor/alice/cpu_temp/config', '{"ok":1}'); // allowed
+    await publish(readerLogin, 'homeassistant/status', 'online'); // allowed: Home Assistant's birth message
+    await waitFor('the allowed messages', () => (reader.received.length >= 2 && aliceStatus.received.length >= 1 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(reader.received.map((m) => `${m.topic}=${m.payload}`)).toEqual(['homeassistant/sensor/alice/cpu_temp/config={"ok":1}', 'homeassistant/status=online']);
+    expect(aliceOwn.received.map((m) => `${m.topic}=${m.payload}`)).toEqual(['homeassistant/sensor/alice/cpu_temp/config={"ok":1}']);
+    expect(aliceStatus.received.map((m) => m.payload)).toEqual(['online']);
+    // An agent cannot read another agent's configs.
+    const bobReads = await listener({ username: 'bob', password: 'bob-password-123' }, 'homeassistant/#');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(bobReads.received).toEqual([]);
+    await publish(aliceLogin, 'homeassistant/sensor/alice/cpu_temp/config', ''); // clear the retained config
+    await Promise.all([reader.close(), aliceOwn.close(), aliceStatus.close(), bobReads.close()]);
+  });
+
+  it('runs an agent with Home Assistant discovery under its own login, the reader seeing its configs', async () => {
+    const reader = await listener(readerLogin, 'homeassistant/#');
+    const run = runCli(['agent', '--host', 'alice', '--replay', join(ROOT, 'test/fixtures/machines/linux-laptop.json')], {
+      MQTT_URL: `mqtt://127.0.0.1:${port}`, MQTT_USERNAME: 'alice', MQTT_PASSWORD: alice, SAMPLE_INTERVAL: '1s',
+    });
+    try {
+      const synced = await run.waitForLog((l) => l.msg === 'discovery configs in step');
+      expect(run.logs().filter((l) => l.msg.includes('cannot read discovery topics'))).toEqual([]);
+      await waitFor('the configs', () => (reader.received.length >= (synced['published'] as number) ? true : undefined));
+      expect(synced['published']).toBeGreaterThan(10);
+      expect(reader.received.every((m) => m.topic.startsWith('homeassistant/') && m.topic.split('/')[2] === 'alice')).toBe(true);
+    } finally {
+      await run.stop();
+      await reader.close();
+    }
+    // Clean up the retained configs and availability, as a decommissioned PC would.
+    const c = client({ username: 'alice', password: alice });
+    await c.waitConnected(5000);
+    for (const m of reader.received) await c.publish(m.topic, '', { qos: 1, retain: true });
+    await c.publish('sensors/alice/availability', '', { qos: 1, retain: true });
+    await c.close();
   });
 
   it('answers the container healthcheck, which needs no anonymous access', async () => {

@@ -34,6 +34,7 @@ describe('agent configuration', () => {
         hostMountPrefix: undefined,
         http: { host: '127.0.0.1', port: 0 },
         logLevel: 'info',
+        haDiscovery: { enabled: true, prefix: 'homeassistant' },
       },
     });
   });
@@ -51,6 +52,8 @@ describe('agent configuration', () => {
         HTTP_HOST: '0.0.0.0',
         HTTP_PORT: '9101',
         LOG_LEVEL: 'debug',
+        HA_DISCOVERY: 'false',
+        HA_DISCOVERY_PREFIX: 'hass',
       },
       'ignored',
     );
@@ -64,6 +67,7 @@ describe('agent configuration', () => {
         hostMountPrefix: '/hostfs',
         http: { host: '0.0.0.0', port: 9101 },
         logLevel: 'debug',
+        haDiscovery: { enabled: false, prefix: 'hass' },
       },
     });
   });
@@ -88,6 +92,9 @@ describe('agent configuration', () => {
     [{ HOST_MOUNT_PREFIX: 'hostfs' }, 'HOST_MOUNT_PREFIX: must be an absolute path such as /hostfs'],
     [{ HOST_MOUNT_PREFIX: '/hostfs/' }, 'HOST_MOUNT_PREFIX: must be an absolute path such as /hostfs'],
     [{ HTTP_PORT: '70000' }, 'HTTP_PORT: must be a whole number from 0 to 65535 (got "70000")'],
+    [{ HA_DISCOVERY: 'maybe' }, 'HA_DISCOVERY: must be true or false (got "maybe")'],
+    [{ HA_DISCOVERY_PREFIX: 'home/assistant' }, 'HA_DISCOVERY_PREFIX: must be one MQTT topic level, without "+", "#", "/" or NUL'],
+    [{ HA_DISCOVERY_PREFIX: 'ha#' }, 'HA_DISCOVERY_PREFIX: must be one MQTT topic level, without "+", "#", "/" or NUL'],
   ])('%j → %s', (env, line) => {
     expect(loadAgentConfig(env, 'pc')).toEqual({ ok: false, errors: [line] });
   });
