@@ -4,7 +4,7 @@
  * connectivity binary sensor reading the host's availability topic. Pure functions; the agent's
  * `Discovery` decides when to publish them.
  */
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../common/version.js';
 import { OFFLINE, ONLINE, availabilityTopic, resolveMetric, sampleTopic, type MetricTemplate } from '../protocol/index.js';
 import type { StaticInfo } from './probe.js';
 
@@ -146,19 +146,6 @@ export function deviceBlock(host: string, info: StaticInfo | undefined): JsonObj
     ...(hwVersion ? { hw_version: hwVersion } : {}),
     ...(os ? { sw_version: os } : {}),
   };
-}
-
-/** hostpulse's own version, from its package.json (next to src/ or dist/). */
-export function packageVersion(): string {
-  for (const path of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'hostpulse' && pkg.version) return pkg.version;
-    } catch {
-      // try the next location
-    }
-  }
-  return 'unknown';
 }
 
 /** The `origin` block: which software published the configs. */

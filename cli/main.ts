@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `hostpulse` command: one CLI, a subcommand per service. */
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../common/version.js';
 import { runAgent } from './agent.js';
 import { runBridge } from './bridge.js';
 import { runEnrol } from './enrol.js';
@@ -8,17 +8,7 @@ import { runUp } from './up.js';
 import { catalog } from '../protocol/catalog.js';
 import { metricTableMarkdown } from '../protocol/catalog-doc.js';
 
-function version(): string {
-  for (const path of ['../../package.json', '../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'hostpulse' && pkg.version) return pkg.version;
-    } catch {
-      // try the next place
-    }
-  }
-  return 'unknown';
-}
+const version = packageVersion;
 
 const HELP = `hostpulse ${version()} — watch the temperatures and load of a fleet of PCs
 

@@ -3,8 +3,7 @@
  * Mosquitto 2.0 with logins written by `hostpulse enrol`. Only paths and ports are moved.
  */
 import { execFile } from 'node:child_process';
-import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MqttConnection } from '../common/mqtt.js';
@@ -12,28 +11,15 @@ import { SERVICE_LOGINS } from '../cli/enrol.js';
 import { ROOT, execCli, runCli } from './harness/cli.js';
 import { captureLogger } from './harness/logs.js';
 import { waitFor } from './harness/mqtt.js';
-import { freePort, startServer, tempDir, type Server } from './harness/process.js';
+import { startShippedMosquitto, type ShippedMosquitto } from './harness/shipped-mosquitto.js';
 
 const SERVICES = { MQTT_BRIDGE_PASSWORD: 'bridge-password-1', MQTT_READER_PASSWORD: 'reader-password-1', MQTT_HEALTHCHECK_PASSWORD: 'health-password-1' };
 
+let shipped: ShippedMosquitto;
 let dir: string;
-let conf: string;
 let port: number;
 let wsPort: number;
-let broker: Server;
 let alice: string;
-
-async function launch(): Promise<Server> {
-  return startServer('mosquitto', 'mosquitto', ['-c', conf], dir, () => canConnect(port));
-}
-
-function canConnect(p: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(p, '127.0.0.1');
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-  });
-}
 
 let clients = 0;
 function client(login: { username?: string; password?: string }, options: { clean?: boolean; clientId?: string; onMessage?: (t: string, p: Buffer) => void; url?: string } = {}) {
@@ -62,35 +48,18 @@ const bridgeLogin = { username: 'hostpulse_bridge', password: SERVICES.MQTT_BRID
 const readerLogin = { username: 'hostpulse_reader', password: SERVICES.MQTT_READER_PASSWORD };
 
 beforeAll(async () => {
-  dir = await tempDir('broker-config');
-  // Started as root, Mosquitto drops to its own user before it reads logins and writes its data.
-  await chmod(dir, 0o777);
-  await mkdir(join(dir, 'data'));
-  await chmod(join(dir, 'data'), 0o777);
-  [port, wsPort] = [await freePort(), await freePort()];
-  const shipped = await readFile(join(ROOT, 'mosquitto/mosquitto.conf'), 'utf8');
-  conf = join(dir, 'mosquitto.conf');
-  await writeFile(
-    conf,
-    shipped
-      .replaceAll('/mosquitto/config/', `${dir}/`)
-      .replaceAll('/mosquitto/data/', `${dir}/data/`)
-      .replace(/^listener 1883$/m, `listener ${port} 127.0.0.1`)
-      .replace(/^listener 9001$/m, `listener ${wsPort} 127.0.0.1`),
-  );
-  await copyFile(join(ROOT, 'mosquitto/acl'), join(dir, 'acl'));
-  await chmod(join(dir, 'acl'), 0o644);
-  const passwd = join(dir, 'passwd');
-  const services = await execCli(['enrol', '--services', '--passwd', passwd], SERVICES);
-  expect(services.code, services.stderr).toBe(0);
-  const enrolled = await execCli(['enrol', 'alice', '--passwd', passwd, '--mqtt-url', `mqtt://127.0.0.1:${port}`]);
-  expect(enrolled.code, enrolled.stderr).toBe(0);
-  alice = /^MQTT_PASSWORD=(.+)$/m.exec(enrolled.stdout)?.[1] ?? '';
-  expect((await execCli(['enrol', 'bob', '--passwd', passwd, '--password', 'bob-password-123'])).code).toBe(0);
-  broker = await launch();
+  shipped = await startShippedMosquitto(async (passwd, brokerPort) => {
+    const services = await execCli(['enrol', '--services', '--passwd', passwd], SERVICES);
+    expect(services.code, services.stderr).toBe(0);
+    const enrolled = await execCli(['enrol', 'alice', '--passwd', passwd, '--mqtt-url', `mqtt://127.0.0.1:${brokerPort}`]);
+    expect(enrolled.code, enrolled.stderr).toBe(0);
+    alice = /^MQTT_PASSWORD=(.+)$/m.exec(enrolled.stdout)?.[1] ?? '';
+    expect((await execCli(['enrol', 'bob', '--passwd', passwd, '--password', 'bob-password-123'])).code).toBe(0);
+  });
+  ({ dir, port, wsPort } = shipped);
 });
 
-afterAll(() => broker?.stop());
+afterAll(() => shipped?.stop());
 
 describe('logins', () => {
   it.each([
@@ -129,7 +98,7 @@ describe('logins', () => {
   it('picks up a newly enrolled PC on SIGHUP', async () => {
     const run = await execCli(['enrol', 'carol', '--passwd', join(dir, 'passwd'), '--password', 'carol-password-1']);
     expect(run.code).toBe(0);
-    broker.child.kill('SIGHUP');
+    shipped.server.child.kill('SIGHUP');
     await waitFor('carol admitted', async () => {
       const c = client({ username: 'carol', password: 'carol-password-1' });
       try {
@@ -251,9 +220,9 @@ describe('persistence', () => {
     for (let i = 0; i < 10; i++) await agent.publish('sensors/alice/cpu_usage', String(i), { qos: 1 });
     await agent.close();
     await new Promise((r) => setTimeout(r, 1500)); // autosave_interval 1
-    broker.child.kill('SIGKILL');
-    await new Promise((r) => broker.child.once('exit', r));
-    broker = await launch();
+    shipped.server.child.kill('SIGKILL');
+    await new Promise((r) => shipped.server.child.once('exit', r));
+    await shipped.launch();
     const received: string[] = [];
     const back = client(bridgeLogin, { ...session, onMessage: (_t, p) => void received.push(p.toString()) });
     await back.waitConnected(5000);

@@ -24,8 +24,8 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/** `writeLogins` fills the password file (e.g. with `hostpulse enrol`) before the broker starts. */
-export async function startShippedMosquitto(writeLogins: (passwd: string) => Promise<void>): Promise<ShippedMosquitto> {
+/** `writeLogins` fills the password file (e.g. with `hostpulse enrol`) before the broker starts on `port`. */
+export async function startShippedMosquitto(writeLogins: (passwd: string, port: number) => Promise<void>): Promise<ShippedMosquitto> {
   const dir = await tempDir('shipped-mosquitto');
   // Started as root, Mosquitto drops to its own user before it reads logins and writes its data.
   await chmod(dir, 0o777);
@@ -45,7 +45,7 @@ export async function startShippedMosquitto(writeLogins: (passwd: string) => Pro
   await copyFile(join(ROOT, 'mosquitto/acl'), join(dir, 'acl'));
   await chmod(join(dir, 'acl'), 0o644);
   const passwd = join(dir, 'passwd');
-  await writeLogins(passwd);
+  await writeLogins(passwd, port);
   const launch = (): Promise<Server> => startServer('mosquitto', 'mosquitto', ['-c', conf], dir, () => canConnect(port));
   const broker: ShippedMosquitto = {
     dir,
