@@ -23,6 +23,8 @@ WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./package.json
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
+# The bridge's durable queue; a named volume mounted here takes this owner.
+RUN mkdir -p /var/lib/hostpulse && chown node:node /var/lib/hostpulse
 USER node
 # The bridge's health endpoint; the healthcheck asks it from inside the container.
 ENV HTTP_HOST=127.0.0.1 HTTP_PORT=8080

@@ -16,7 +16,7 @@ import type { LiveState } from './live.js';
 import { availabilityLine, statsLine, toLine } from './points.js';
 import { SinkError, type Sink } from './sink.js';
 import { createStats, totalRejected, type BridgeStats } from './stats.js';
-import { Writer } from './writer.js';
+import { Writer, type PointQueue } from './writer.js';
 
 export interface BridgeOptions {
   readonly mqtt: Omit<MqttSettings, 'clean' | 'reconnect' | 'onMessage'>;
@@ -47,9 +47,10 @@ export class Bridge {
     private readonly sink: Sink | undefined,
     private readonly logger: Logger,
     private readonly live?: LiveState,
+    queue?: PointQueue,
     private readonly now: () => number = Date.now,
   ) {
-    this.writer = sink ? new Writer(sink, options, this.stats, logger.child({ component: 'writer' })) : undefined;
+    this.writer = sink ? new Writer(sink, options, this.stats, logger.child({ component: 'writer' }), queue) : undefined;
     this.rejections = new ThrottledLog(logger, 60_000);
   }
 
@@ -159,6 +160,11 @@ export class Bridge {
     closeTimeout.abort();
     if (!closed) await this.mqtt?.close(true);
     const unwritten = (await this.writer?.stop(Math.max(0, timeoutMs - (this.now() - started)))) ?? 0;
+    if (unwritten > 0 && this.writer?.durable) {
+      this.logger.warn({ points: unwritten }, 'points kept in the queue on disk, written at the next start');
+      this.logStats('bridge stopped');
+      return 0;
+    }
     this.stats.lost += unwritten;
     this.logStats('bridge stopped');
     return unwritten;

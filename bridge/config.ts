@@ -1,5 +1,7 @@
 /** The bridge's configuration: one schema, read from the environment at start. */
 import { duration, integer, logLevel, oneOf, parseConfig, url, z, type ConfigResult, type Env } from '../common/config.js';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { MQTT_PROTOCOLS } from '../common/mqtt.js';
 import type { InfluxV1Settings } from './sinks/influx-v1.js';
 import type { InfluxV2Settings } from './sinks/influx-v2.js';
@@ -28,6 +30,9 @@ const makeBridgeSchema = (influxRequired: boolean) =>
   MAX_PAYLOAD_BYTES: integer(4096, 16, 1_048_576),
   MAX_FUTURE: duration('5m', '0s', '168h'),
   SHUTDOWN_TIMEOUT: duration('10s', '0s', '5m'),
+  /** The durable queue's directory; "off" keeps points in memory only (a crash loses them). */
+  QUEUE_DIR: z.string().optional(),
+  MAX_QUEUE_BYTES: integer(1024 ** 3, 1024 * 1024, 1024 ** 4),
   STATS_INTERVAL: duration('60s', '1s', '24h'),
   HTTP_HOST: z.string().default('127.0.0.1'),
   HTTP_PORT: integer(8080, 0, 65535),
@@ -50,6 +55,8 @@ export interface BridgeConfig {
   readonly maxPayloadBytes: number;
   readonly maxFutureMs: number;
   readonly shutdownTimeoutMs: number;
+  /** Undefined: points wait in memory (QUEUE_DIR=off). */
+  readonly queue: { readonly dir: string; readonly maxBytes: number } | undefined;
   readonly statsIntervalMs: number;
   /** Where /healthz is served; port 0 turns it off. */
   readonly http: { readonly host: string; readonly port: number };
@@ -66,6 +73,12 @@ function crossCheck(c: BridgeEnv): string[] {
   if (c.MQTT_PASSWORD !== undefined && c.MQTT_USERNAME === undefined) errors.push('MQTT_USERNAME: is required when MQTT_PASSWORD is set');
   if (c.MAX_BUFFERED < c.BATCH_SIZE) errors.push(`MAX_BUFFERED: must be at least BATCH_SIZE (${c.BATCH_SIZE})`);
   return errors;
+}
+
+/** $XDG_STATE_HOME/hostpulse/queue-<client id>, or ~/.local/state/…, as services keep state. */
+function defaultQueueDir(env: Env, clientId: string): string {
+  const state = env['XDG_STATE_HOME'] || join(env['HOME'] || homedir(), '.local', 'state');
+  return join(state, 'hostpulse', `queue-${clientId}`);
 }
 
 /** With `influxRequired: false` (`hostpulse up`), no INFLUX_URL means no database: `influx` is undefined. */
@@ -98,6 +111,7 @@ export function loadBridgeConfig(env: Env, { influxRequired = true } = {}): Conf
       maxPayloadBytes: c.MAX_PAYLOAD_BYTES,
       maxFutureMs: c.MAX_FUTURE,
       shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT,
+      queue: c.QUEUE_DIR === 'off' ? undefined : { dir: c.QUEUE_DIR ?? defaultQueueDir(env, c.MQTT_CLIENT_ID), maxBytes: c.MAX_QUEUE_BYTES },
       statsIntervalMs: c.STATS_INTERVAL,
       http: { host: c.HTTP_HOST, port: c.HTTP_PORT },
       logLevel: c.LOG_LEVEL,

@@ -16,8 +16,10 @@ export interface BridgeStats {
   retries: number;
   /** Points waiting to be written. */
   buffered: number;
-  /** Points accepted but never written (lost at shutdown). */
+  /** Points accepted but never written (lost at shutdown, with an in-memory queue). */
   lost: number;
+  /** Points the queue's size bound forced out (MAX_QUEUE_BYTES). */
+  dropped: number;
 }
 
 export function createStats(): BridgeStats {
@@ -30,6 +32,7 @@ export function createStats(): BridgeStats {
     retries: 0,
     buffered: 0,
     lost: 0,
+    dropped: 0,
   };
 }
 

@@ -27,7 +27,11 @@ export interface WriterOptions {
 
 /** Where points wait to be written. In memory for now; a durable queue implements the same. */
 export interface PointQueue {
+  /** Survives a crash of the process (points left in it are written after a restart). */
+  readonly durable: boolean;
   readonly length: number;
+  /** Points a size bound forced out. */
+  readonly dropped: number;
   append(line: string): void;
   /** The oldest `max` points, left in the queue. */
   peek(max: number): readonly string[];
@@ -36,6 +40,8 @@ export interface PointQueue {
 }
 
 export class MemoryQueue implements PointQueue {
+  readonly durable = false;
+  readonly dropped = 0;
   private items: string[] = [];
   private head = 0;
 
@@ -88,14 +94,19 @@ export class Writer {
   push(line: string): void | Promise<void> {
     this.queue.append(line);
     this.stats.buffered = this.queue.length;
+    this.stats.dropped = this.queue.dropped;
     if (this.queue.length >= this.options.batchSize) this.wake?.();
     if (this.queue.length < this.options.maxBuffered) return undefined;
     return new Promise((resolve) => this.spaceWaiters.push(resolve));
   }
 
+  get durable(): boolean {
+    return this.queue.durable;
+  }
+
   /**
    * Stops after writing what is queued, or at the deadline. Resolves with the number of points
-   * that could not be written.
+   * that could not be written (still on disk for the next start, with a durable queue).
    */
   async stop(timeoutMs: number): Promise<number> {
     this.stopping = true;

@@ -1,5 +1,6 @@
 /** `hostpulse bridge`: store what the agents publish in InfluxDB. */
 import { Bridge, type BridgeOptions } from '../bridge/bridge.js';
+import { DISK_QUEUE_DEFAULTS, DiskQueue, DiskQueueInUse } from '../bridge/disk-queue.js';
 import { createLiveHttp } from '../bridge/live-http.js';
 import { LiveState } from '../bridge/live.js';
 import { loadBridgeConfig, type SinkSettings } from '../bridge/config.js';
@@ -47,6 +48,12 @@ Environment (tuning):
   MAX_PAYLOAD_BYTES  larger messages are rejected (default 4096)
   MAX_FUTURE         samples stamped further ahead than this are rejected (default 5m)
   SHUTDOWN_TIMEOUT   longest time to flush on stop (default 10s)
+  QUEUE_DIR          the durable queue: a message is acknowledged to the broker once its point is
+                     appended here, and leaves once InfluxDB has it; replayed at start
+                     (default $XDG_STATE_HOME or ~/.local/state, /hostpulse/queue-<MQTT_CLIENT_ID>;
+                     "off": in memory, a crash loses what is held)
+  MAX_QUEUE_BYTES    the queue's bound on disk; beyond it the oldest points are dropped and counted
+                     (default 1073741824, 1 GiB)
   STATS_INTERVAL     how often counters are logged and stored (default 60s)
   HTTP_HOST          address of the HTTP server: the live view (/), /api/hosts, /api/stream
                      and the health endpoint /healthz (default 127.0.0.1)
@@ -72,9 +79,14 @@ export async function startBridgeService(
   sink: Sink | undefined,
   http: { readonly host: string; readonly port: number },
   logger: Logger,
+  queueSettings?: { readonly dir: string; readonly maxBytes: number },
 ): Promise<BridgeService> {
   const live = new LiveState();
-  const bridge = new Bridge(options, sink, logger, live);
+  // The durable queue is opened first: a directory in use by another bridge stops the start here.
+  const queue = sink && queueSettings ? new DiskQueue(queueSettings.dir, { ...DISK_QUEUE_DEFAULTS, maxBytes: queueSettings.maxBytes }) : undefined;
+  if (sink && !queue) logger.warn('QUEUE_DIR=off: points wait in memory; a crash of the bridge loses what it has acknowledged and not yet written');
+  if (queue && queue.length > 0) logger.info({ points: queue.length, dir: queueSettings?.dir }, 'replaying the queue left by the last run');
+  const bridge = new Bridge(options, sink, logger, live, queue);
   const liveHttp = createLiveHttp(live, { storing: sink !== undefined, maxStreams: 100, flushMs: 1000 });
   const server = http.port > 0 ? await startHealthServer(http.host, http.port, () => bridge.health(), logger, liveHttp.handle) : undefined;
   if (server) logger.info({ url: `http://${http.host === '0.0.0.0' ? 'localhost' : http.host}:${server.port}/` }, 'live view');
@@ -84,7 +96,9 @@ export async function startBridgeService(
     async stop(timeoutMs) {
       liveHttp.close();
       await server?.close();
-      return bridge.stop(timeoutMs);
+      const unwritten = await bridge.stop(timeoutMs);
+      queue?.close();
+      return unwritten;
     },
   };
 }
@@ -103,9 +117,10 @@ export async function runBridge(args: readonly string[]): Promise<number> {
   const logger = createLogger({ name: 'bridge', level: config.logLevel });
   let service: BridgeService;
   try {
-    service = await startBridgeService(config, config.influx && createSink(config.influx), config.http, logger);
+    service = await startBridgeService(config, config.influx && createSink(config.influx), config.http, logger, config.queue);
   } catch (error) {
-    process.stderr.write(`hostpulse bridge: cannot serve HTTP on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(error as Error).message}\n`);
+    const where = error instanceof DiskQueueInUse || (error as NodeJS.ErrnoException).syscall !== 'listen' ? 'QUEUE_DIR' : 'HTTP_HOST, HTTP_PORT';
+    process.stderr.write(`hostpulse bridge: cannot start (${where}): ${(error as Error).message}\n`);
     return EXIT_FAILURE;
   }
   const signal = untilSignal();

@@ -136,6 +136,7 @@ export async function runUp(args: readonly string[]): Promise<number> {
       bridgeConfig.influx && createSink(bridgeConfig.influx),
       bridgeConfig.http,
       logger.child({ component: 'bridge' }),
+      bridgeConfig.queue,
     );
     const first = await Promise.race([bridge.started, signal]);
     if (first instanceof Error) throw first;

@@ -1,5 +1,8 @@
 /** Runs the built `hostpulse` CLI (dist/, as users run it) and reads its JSON log lines. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -24,9 +27,12 @@ export interface Running {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Environment for the CLI: only what the test passes, plus PATH; no health endpoint unless asked for. */
+/**
+ * Environment for the CLI: only what the test passes, plus PATH; no HTTP server unless asked for,
+ * and a fresh durable-queue directory per process unless given (so runs never replay each other).
+ */
 export function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HTTP_PORT: '0', ...env };
+  return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HTTP_PORT: '0', QUEUE_DIR: mkdtempSync(join(tmpdir(), 'hostpulse-queue-')), ...env };
 }
 
 const running = new Set<ChildProcess>();

@@ -1,0 +1,269 @@
+/**
+ * The bridge's durable queue: points are appended to segment files before the broker gets its
+ * acknowledgement, and leave only once InfluxDB has taken them. A `kill -9` of the bridge loses
+ * nothing (an append is in the kernel's page cache once write() returns); the queue is replayed on
+ * the next start. Against power loss, the active segment is fsync'ed every `fsyncMs`.
+ *
+ *   <dir>/seg-000000001.log …   one line-protocol point per line, append-only, rolled at segmentBytes
+ *   <dir>/cursor.json           {"segment": n, "offset": bytes}: everything before it is written
+ *   <dir>/lock                  the pid of the bridge using the directory
+ *
+ * Bounded by `maxBytes`: beyond it the oldest whole segment is dropped and its points counted.
+ * A point written twice (a crash between the database's answer and the cursor update) is harmless:
+ * InfluxDB keeps one point per series and timestamp.
+ */
+import {
+  closeSync, existsSync, fsyncSync, ftruncateSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import type { PointQueue } from './writer.js';
+
+export interface DiskQueueOptions {
+  readonly segmentBytes: number;
+  readonly maxBytes: number;
+  readonly fsyncMs: number;
+}
+
+export const DISK_QUEUE_DEFAULTS: DiskQueueOptions = { segmentBytes: 16 * 1024 * 1024, maxBytes: 1024 * 1024 * 1024, fsyncMs: 1000 };
+
+interface Position {
+  segment: number;
+  offset: number;
+}
+
+const SEGMENT = /^seg-(\d{9})\.log$/;
+const name = (n: number): string => `seg-${String(n).padStart(9, '0')}.log`;
+
+export class DiskQueueInUse extends Error {}
+
+export class DiskQueue implements PointQueue {
+  readonly durable = true;
+  /** Points not yet written. */
+  length = 0;
+  /** Points the size bound forced out. */
+  dropped = 0;
+  private totalBytes = 0;
+  private segments: number[] = [];
+  private sizes = new Map<number, number>();
+  private lines = new Map<number, number>();
+  private activeFd = -1;
+  private committed: Position;
+  /** Where each point returned by the last peek ends. */
+  private peekEnds: Position[] = [];
+  private peekCache: string[] = [];
+  private dirty = false;
+  private readonly fsyncTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly dir: string,
+    private readonly options: DiskQueueOptions = DISK_QUEUE_DEFAULTS,
+  ) {
+    mkdirSync(dir, { recursive: true });
+    this.lock();
+    this.segments = readdirSync(dir)
+      .map((f) => SEGMENT.exec(f)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+    if (this.segments.length === 0) this.segments.push(1);
+    const cursor = this.readCursor();
+    const first = this.segments[0] as number;
+    this.committed = cursor && cursor.segment >= first && this.segments.includes(cursor.segment) ? cursor : { segment: first, offset: 0 };
+    this.segments = this.segments.filter((s) => s >= this.committed.segment);
+    for (const s of this.segments) this.scan(s);
+    this.openActive();
+    this.fsyncTimer = setInterval(() => this.sync(), options.fsyncMs);
+    this.fsyncTimer.unref();
+  }
+
+  /** Bytes of unwritten points on disk. */
+  get bytes(): number {
+    return this.totalBytes - this.committed.offset;
+  }
+
+  append(line: string): void {
+    const data = Buffer.from(`${line}\n`);
+    writeSync(this.activeFd, data);
+    const active = this.active();
+    this.sizes.set(active, (this.sizes.get(active) ?? 0) + data.length);
+    this.totalBytes += data.length;
+    this.lines.set(active, (this.lines.get(active) ?? 0) + 1);
+    this.length++;
+    this.dirty = true;
+    if ((this.sizes.get(active) ?? 0) >= this.options.segmentBytes) this.roll();
+    while (this.bytes > this.options.maxBytes && this.segments.length > 1) this.dropOldest();
+  }
+
+  peek(max: number): readonly string[] {
+    if (this.peekCache.length >= Math.min(max, this.length) && this.peekCache.length > 0) return this.peekCache.slice(0, max);
+    const out: string[] = [];
+    const ends: Position[] = [];
+    let pos: Position = { ...this.committed };
+    while (out.length < max && out.length < this.length) {
+      const size = this.sizes.get(pos.segment) ?? 0;
+      if (pos.offset >= size) {
+        const next = this.segments.find((s) => s > pos.segment);
+        if (next === undefined) break;
+        pos = { segment: next, offset: 0 };
+        continue;
+      }
+      const fd = openSync(join(this.dir, name(pos.segment)), 'r');
+      try {
+        const chunk = Buffer.alloc(Math.min(1024 * 1024, size - pos.offset));
+        const read = readSync(fd, chunk, 0, chunk.length, pos.offset);
+        let start = 0;
+        for (let i = 0; i < read && out.length < max; i++) {
+          if (chunk[i] !== 0x0a) continue;
+          out.push(chunk.toString('utf8', start, i));
+          ends.push({ segment: pos.segment, offset: pos.offset + i + 1 });
+          start = i + 1;
+        }
+        if (start === 0) break; // no complete line: nothing more to read now
+        pos = { segment: pos.segment, offset: pos.offset + start };
+      } finally {
+        closeSync(fd);
+      }
+    }
+    this.peekCache = out;
+    this.peekEnds = ends;
+    return out;
+  }
+
+  remove(count: number): void {
+    if (count <= 0) return;
+    const end = this.peekEnds[count - 1];
+    // The size bound dropped the peeked segment meanwhile: the cursor has moved past it already.
+    // (Points of this batch from later segments will be written again: harmless duplicates.)
+    if (!end) return;
+    // Lines per segment are tracked to keep `length` exact as whole segments are retired.
+    this.committed = end;
+    this.peekCache = this.peekCache.slice(count);
+    this.peekEnds = this.peekEnds.slice(count);
+    this.length -= count;
+    this.writeCursor();
+    for (const s of [...this.segments]) {
+      if (s >= this.committed.segment) break;
+      this.retire(s);
+    }
+  }
+
+  /** Flushes to disk and releases the directory. */
+  close(): void {
+    clearInterval(this.fsyncTimer);
+    this.sync();
+    closeSync(this.activeFd);
+    rmSync(join(this.dir, 'lock'), { force: true });
+  }
+
+  private active(): number {
+    return this.segments[this.segments.length - 1] as number;
+  }
+
+  private sync(): void {
+    if (!this.dirty) return;
+    fsyncSync(this.activeFd);
+    this.dirty = false;
+  }
+
+  private openActive(): void {
+    const path = join(this.dir, name(this.active()));
+    this.activeFd = openSync(path, 'a+');
+    // A crash in the middle of an append can leave a partial last line: cut it.
+    const size = fstatSync(this.activeFd).size;
+    if (size > 0) {
+      const tail = Buffer.alloc(Math.min(size, 64 * 1024));
+      readSync(this.activeFd, tail, 0, tail.length, size - tail.length);
+      const lastNewline = tail.lastIndexOf(0x0a);
+      const keep = lastNewline < 0 ? size - tail.length : size - tail.length + lastNewline + 1;
+      if (keep < size) {
+        ftruncateSync(this.activeFd, keep);
+        this.scan(this.active());
+      }
+    }
+  }
+
+  private roll(): void {
+    this.sync();
+    closeSync(this.activeFd);
+    const next = this.active() + 1;
+    this.segments.push(next);
+    this.sizes.set(next, 0);
+    this.lines.set(next, 0);
+    this.activeFd = openSync(join(this.dir, name(next)), 'a+');
+  }
+
+  /** Counts the unwritten lines and bytes of a segment (from the cursor in the first one). */
+  private scan(segment: number): void {
+    const path = join(this.dir, name(segment));
+    const data = existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
+    let count = 0;
+    const from = segment === this.committed.segment ? this.committed.offset : 0;
+    for (let i = from; i < data.length; i++) if (data[i] === 0x0a) count++;
+    const previous = this.lines.get(segment) ?? 0;
+    this.totalBytes += data.length - (this.sizes.get(segment) ?? 0);
+    this.sizes.set(segment, data.length);
+    this.lines.set(segment, count);
+    this.length += count - previous;
+  }
+
+  private dropOldest(): void {
+    const oldest = this.segments[0] as number;
+    const lost = this.committed.segment === oldest ? this.linesAfter(oldest, this.committed.offset) : (this.lines.get(oldest) ?? 0);
+    this.dropped += lost;
+    this.length -= lost;
+    this.retire(oldest);
+    this.committed = { segment: this.segments[0] as number, offset: 0 };
+    this.peekCache = [];
+    this.peekEnds = [];
+    this.writeCursor();
+  }
+
+  private linesAfter(segment: number, offset: number): number {
+    const data = readFileSync(join(this.dir, name(segment)));
+    let count = 0;
+    for (let i = offset; i < data.length; i++) if (data[i] === 0x0a) count++;
+    return count;
+  }
+
+  private retire(segment: number): void {
+    if (segment === this.active()) return;
+    unlinkSync(join(this.dir, name(segment)));
+    this.totalBytes -= this.sizes.get(segment) ?? 0;
+    this.segments = this.segments.filter((s) => s !== segment);
+    this.sizes.delete(segment);
+    this.lines.delete(segment);
+  }
+
+  private readCursor(): Position | undefined {
+    try {
+      const c = JSON.parse(readFileSync(join(this.dir, 'cursor.json'), 'utf8')) as Position;
+      return Number.isSafeInteger(c.segment) && Number.isSafeInteger(c.offset) ? c : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private writeCursor(): void {
+    const tmp = join(this.dir, 'cursor.json.tmp');
+    writeFileSync(tmp, JSON.stringify(this.committed));
+    renameSync(tmp, join(this.dir, 'cursor.json'));
+  }
+
+  private lock(): void {
+    const path = join(this.dir, 'lock');
+    if (existsSync(path)) {
+      const pid = Number(readFileSync(path, 'utf8'));
+      if (Number.isSafeInteger(pid) && pid !== process.pid && alive(pid)) throw new DiskQueueInUse(`queue directory ${this.dir} is in use by process ${pid}`);
+    }
+    writeFileSync(path, String(process.pid));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
