@@ -13,6 +13,7 @@ import { MqttConnection, type MqttSettings } from '../common/mqtt.js';
 import { ThrottledLog } from '../common/throttle.js';
 import { SUBSCRIPTION, decodeMessage } from '../protocol/index.js';
 import type { LiveState } from './live.js';
+import { Histogram, prometheusText } from './metrics.js';
 import { availabilityLine, statsLine, toLine } from './points.js';
 import { SinkError, type Sink } from './sink.js';
 import { createStats, totalRejected, type BridgeStats } from './stats.js';
@@ -91,6 +92,17 @@ export class Bridge {
     const database = this.writer ? this.writer.writable : 'not configured';
     const broker = this.mqtt?.connected ?? false;
     return { ok: broker && database !== false, broker, database, buffered: this.stats.buffered };
+  }
+
+  /** Counters and gauges for GET /metrics. */
+  metrics(): string {
+    return prometheusText({
+      stats: this.stats,
+      writeSeconds: this.writer?.writeSeconds ?? new Histogram(),
+      queueBytes: this.writer?.queueBytes,
+      brokerConnected: this.mqtt?.connected ?? false,
+      databaseWritable: this.writer?.writable,
+    });
   }
 
   /** Whether samples are written to a database. */

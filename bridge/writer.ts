@@ -15,6 +15,7 @@
 import { backoffDelay, sleep } from '../common/backoff.js';
 import type { Logger } from '../common/logger.js';
 import { ThrottledLog } from '../common/throttle.js';
+import { Histogram } from './metrics.js';
 import { SinkError, type Sink } from './sink.js';
 import type { BridgeStats } from './stats.js';
 
@@ -74,6 +75,8 @@ export class Writer {
   private readonly warnings: ThrottledLog;
   /** False from a failed write until the next successful one; false before start. */
   writable = false;
+  /** How long successful writes took. */
+  readonly writeSeconds = new Histogram();
 
   constructor(
     private readonly sink: Sink,
@@ -102,6 +105,11 @@ export class Writer {
 
   get durable(): boolean {
     return this.queue.durable;
+  }
+
+  /** Bytes of the queue on disk, for a durable queue that knows it. */
+  get queueBytes(): number | undefined {
+    return 'bytes' in this.queue ? (this.queue as { bytes: number }).bytes : undefined;
   }
 
   /**
@@ -152,7 +160,9 @@ export class Writer {
   private async writeBatch(lines: readonly string[]): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
+        const started = performance.now();
         await this.sink.write(lines);
+        this.writeSeconds.observe((performance.now() - started) / 1000);
         this.writable = true;
         this.stats.written += lines.length;
         if (attempt > 0) this.logger.info({ target: this.sink.target, attempts: attempt + 1 }, 'database writable again');

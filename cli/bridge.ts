@@ -1,4 +1,5 @@
 /** `hostpulse bridge`: store what the agents publish in InfluxDB. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Bridge, type BridgeOptions } from '../bridge/bridge.js';
 import { DISK_QUEUE_DEFAULTS, DiskQueue, DiskQueueInUse } from '../bridge/disk-queue.js';
 import { createLiveHttp } from '../bridge/live-http.js';
@@ -55,8 +56,8 @@ Environment (tuning):
   MAX_QUEUE_BYTES    the queue's bound on disk; beyond it the oldest points are dropped and counted
                      (default 1073741824, 1 GiB)
   STATS_INTERVAL     how often counters are logged and stored (default 60s)
-  HTTP_HOST          address of the HTTP server: the live view (/), /api/hosts, /api/stream
-                     and the health endpoint /healthz (default 127.0.0.1)
+  HTTP_HOST          address of the HTTP server: the live view (/), /api/hosts, /api/stream,
+                     /healthz and /metrics (Prometheus) (default 127.0.0.1)
   HTTP_PORT          its port; 0 turns it off (default 8080)
   LOG_LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
 `;
@@ -88,7 +89,14 @@ export async function startBridgeService(
   if (queue && queue.length > 0) logger.info({ points: queue.length, dir: queueSettings?.dir }, 'replaying the queue left by the last run');
   const bridge = new Bridge(options, sink, logger, live, queue);
   const liveHttp = createLiveHttp(live, { storing: sink !== undefined, maxStreams: 100, flushMs: 1000 });
-  const server = http.port > 0 ? await startHealthServer(http.host, http.port, () => bridge.health(), logger, liveHttp.handle) : undefined;
+  const routes = (req: IncomingMessage, res: ServerResponse): boolean => {
+    if (req.method === 'GET' && req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(bridge.metrics());
+      return true;
+    }
+    return liveHttp.handle(req, res);
+  };
+  const server = http.port > 0 ? await startHealthServer(http.host, http.port, () => bridge.health(), logger, routes) : undefined;
   if (server) logger.info({ url: `http://${http.host === '0.0.0.0' ? 'localhost' : http.host}:${server.port}/` }, 'live view');
   return {
     bridge,

@@ -47,5 +47,16 @@ it('waits for an unreachable database, then for an unreachable broker, then stor
   expect(run.code, run.stderr).toBe(0);
   const rows = await waitFor('stored data', async () => (await influx!.query(`SELECT "usage" FROM "cpu" WHERE "host" = 'late-pc'`, 'late')).series[0]?.values);
   expect(rows).toHaveLength(1);
+  // The counters in Prometheus' text format.
+  const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  for (const line of metrics.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"]*"\})? -?[0-9.e+]+)$/);
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+  expect(value('hostpulse_bridge_received_total')).toBeGreaterThanOrEqual(10);
+  expect(value('hostpulse_bridge_written_total')).toBeGreaterThanOrEqual(10);
+  expect(value('hostpulse_bridge_broker_connected')).toBe(1);
+  expect(value('hostpulse_bridge_database_writable')).toBe(1);
+  expect(value('hostpulse_bridge_write_duration_seconds_count')).toBeGreaterThan(0);
+  expect(metrics).toContain('hostpulse_bridge_rejected_total{reason="unknown_metric"} 0');
+  expect(value('hostpulse_bridge_queue_bytes')).toBeGreaterThanOrEqual(0);
   expect(await bridge.stop()).toBe(0);
 });
