@@ -4,8 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { readPasswd } from '../common/mosquitto-passwd.js';
-import { hashLine } from '../common/mosquitto-passwd.js';
+import { hashLine, readPasswd } from '../common/mosquitto-passwd.js';
 import { BRIDGE_LOGIN } from '../common/broker-acl.js';
 import { flag, integer, parseConfig, z } from '../common/config.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../common/embedded-broker.js';

@@ -49,7 +49,6 @@ const BRIDGE = 'hostpulse-bridge';
 /** What the dashboards are evaluated with: the last hour, 10 s buckets. */
 const MACROS = { timeFilter: 'time >= now() - 1h', intervalMs: 10_000 };
 const RANGE_MS = 3_600_000;
-const RECENT_MS = 5 * 60_000;
 
 let broker: Mosquitto;
 let influx: InfluxDB;

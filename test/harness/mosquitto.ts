@@ -1,8 +1,7 @@
 /** A real Mosquitto on a free loopback port, in a temp dir. */
 import { chmod, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join } from 'node:path';
-import { freePort, startServer, tempDir, type Server } from './process.js';
+import { acceptsTcp, freePort, startServer, tempDir, type Server } from './process.js';
 
 export interface Mosquitto extends Server {
   readonly port: number;
@@ -13,13 +12,6 @@ export interface Mosquitto extends Server {
   start(): Promise<Mosquitto>;
 }
 
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-  });
-}
 
 export interface MosquittoOptions {
   /** Lines appended to a config with one loopback listener. */
@@ -41,7 +33,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     [`listener ${port} 127.0.0.1`, ...persistence, 'log_dest stderr', 'log_type error', 'log_type warning', ...(options.config ?? ['allow_anonymous true']), ''].join('\n'),
   );
   const launch = async (): Promise<Mosquitto> => {
-    const server = await startServer('mosquitto', 'mosquitto', ['-c', conf], dir, () => accepts(port));
+    const server = await startServer('mosquitto', 'mosquitto', ['-c', conf], dir, () => acceptsTcp(port));
     return {
       ...server,
       port,

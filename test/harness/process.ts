@@ -1,7 +1,7 @@
 /** Starting and stopping the test's own server processes, by PID only. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -74,4 +74,13 @@ export async function startServer(
   }
   await server.stop();
   throw new Error(`${name} did not start within ${timeoutMs} ms:\n${output}`);
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:port (a server's readiness probe). */
+export function acceptsTcp(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
 }

@@ -1,9 +1,8 @@
 /** Mosquitto run with the repository's own mosquitto/ config and ACL, paths and ports moved to a temp dir. */
 import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { ROOT } from './cli.js';
-import { freePort, startServer, tempDir, type Server } from './process.js';
+import { acceptsTcp, freePort, startServer, tempDir, type Server } from './process.js';
 
 export interface ShippedMosquitto {
   readonly dir: string;
@@ -16,13 +15,6 @@ export interface ShippedMosquitto {
   stop(): Promise<void>;
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-  });
-}
 
 /** `writeLogins` fills the password file (e.g. with `hostpulse enrol`) before the broker starts on `port`. */
 export async function startShippedMosquitto(writeLogins: (passwd: string, port: number) => Promise<void>): Promise<ShippedMosquitto> {
@@ -46,7 +38,7 @@ export async function startShippedMosquitto(writeLogins: (passwd: string, port: 
   await chmod(join(dir, 'acl'), 0o644);
   const passwd = join(dir, 'passwd');
   await writeLogins(passwd, port);
-  const launch = (): Promise<Server> => startServer('mosquitto', 'mosquitto', ['-c', conf], dir, () => canConnect(port));
+  const launch = (): Promise<Server> => startServer('mosquitto', 'mosquitto', ['-c', conf], dir, () => acceptsTcp(port));
   const broker: ShippedMosquitto = {
     dir,
     port,
