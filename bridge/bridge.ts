@@ -11,7 +11,8 @@ import { backoffDelay, sleep } from '../common/backoff.js';
 import type { Logger } from '../common/logger.js';
 import { MqttConnection, type MqttSettings } from '../common/mqtt.js';
 import { ThrottledLog } from '../common/throttle.js';
-import { SUBSCRIPTION, decodeMessage } from '../protocol/index.js';
+import { SUBSCRIPTION, decodeMessage, type RejectReason } from '../protocol/index.js';
+import { Limits, type LimitOptions } from './limits.js';
 import type { LiveState } from './live.js';
 import { Histogram, prometheusText } from './metrics.js';
 import { availabilityLine, statsLine, toLine } from './points.js';
@@ -27,6 +28,7 @@ export interface BridgeOptions {
   readonly maxPayloadBytes: number;
   readonly maxFutureMs: number;
   readonly statsIntervalMs: number;
+  readonly limits: LimitOptions;
 }
 
 const CHECK_BACKOFF = { baseMs: 1000, maxMs: 30_000 } as const;
@@ -35,6 +37,7 @@ export class Bridge {
   readonly stats: BridgeStats = createStats();
   private readonly writer: Writer | undefined;
   private readonly rejections: ThrottledLog;
+  private readonly limits: Limits;
   private mqtt: MqttConnection | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private readonly stopping = new AbortController();
@@ -53,6 +56,7 @@ export class Bridge {
   ) {
     this.writer = sink ? new Writer(sink, options, this.stats, logger.child({ component: 'writer' }), queue) : undefined;
     this.rejections = new ThrottledLog(logger, 60_000);
+    this.limits = new Limits(options.limits, now);
   }
 
   /**
@@ -135,18 +139,22 @@ export class Bridge {
       maxPayloadBytes: this.options.maxPayloadBytes,
       maxFutureMs: this.options.maxFutureMs,
     });
-    if (!decoded.ok) {
-      this.stats.rejected[decoded.reason]++;
-      this.rejections.warn(decoded.reason, { reason: decoded.reason, topic: topic.slice(0, 200), detail: decoded.detail }, 'message rejected');
-      return undefined;
-    }
+    if (!decoded.ok) return this.reject(decoded.reason, topic, decoded.detail);
     if (decoded.kind === 'availability') {
       this.stats.availability++;
       this.live?.availability(decoded.host, decoded.online);
       return this.writer?.push(availabilityLine(decoded.host, decoded.online, this.now()));
     }
+    const limited = this.limits.check(decoded.sample.host, decoded.sample.metric.name);
+    if (limited) return this.reject(limited, topic, `host ${decoded.sample.host} is over a limit (MAX_HOSTS, MAX_METRICS_PER_HOST, HOST_RATE_LIMIT)`);
     this.live?.sample(decoded.sample);
     return this.writer?.push(toLine(decoded.sample));
+  }
+
+  private reject(reason: RejectReason, topic: string, detail: string): undefined {
+    this.stats.rejected[reason]++;
+    this.rejections.warn(reason, { reason, topic: topic.slice(0, 200), detail }, 'message rejected');
+    return undefined;
   }
 
   private logStats(message: string): void {

@@ -30,6 +30,9 @@ const makeBridgeSchema = (influxRequired: boolean) =>
   MAX_PAYLOAD_BYTES: integer(4096, 16, 1_048_576),
   MAX_FUTURE: duration('5m', '0s', '168h'),
   SHUTDOWN_TIMEOUT: duration('10s', '0s', '5m'),
+  MAX_HOSTS: integer(10_000, 1, 10_000_000),
+  MAX_METRICS_PER_HOST: integer(1000, 1, 1_000_000),
+  HOST_RATE_LIMIT: integer(1000, 1, 10_000_000),
   /** The durable queue's directory; "off" keeps points in memory only (a crash loses them). */
   QUEUE_DIR: z.string().optional(),
   MAX_QUEUE_BYTES: integer(1024 ** 3, 1024 * 1024, 1024 ** 4),
@@ -54,6 +57,7 @@ export interface BridgeConfig {
   readonly maxBuffered: number;
   readonly maxPayloadBytes: number;
   readonly maxFutureMs: number;
+  readonly limits: { readonly maxHosts: number; readonly maxMetricsPerHost: number; readonly hostRate: number; readonly burstSeconds: number };
   readonly shutdownTimeoutMs: number;
   /** Undefined: points wait in memory (QUEUE_DIR=off). */
   readonly queue: { readonly dir: string; readonly maxBytes: number } | undefined;
@@ -110,6 +114,7 @@ export function loadBridgeConfig(env: Env, { influxRequired = true } = {}): Conf
       maxBuffered: c.MAX_BUFFERED,
       maxPayloadBytes: c.MAX_PAYLOAD_BYTES,
       maxFutureMs: c.MAX_FUTURE,
+      limits: { maxHosts: c.MAX_HOSTS, maxMetricsPerHost: c.MAX_METRICS_PER_HOST, hostRate: c.HOST_RATE_LIMIT, burstSeconds: 60 },
       shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT,
       queue: c.QUEUE_DIR === 'off' ? undefined : { dir: c.QUEUE_DIR ?? defaultQueueDir(env, c.MQTT_CLIENT_ID), maxBytes: c.MAX_QUEUE_BYTES },
       statsIntervalMs: c.STATS_INTERVAL,

@@ -48,6 +48,9 @@ Environment (tuning):
                      the broker queues (default 100000)
   MAX_PAYLOAD_BYTES  larger messages are rejected (default 4096)
   MAX_FUTURE         samples stamped further ahead than this are rejected (default 5m)
+  MAX_HOSTS          new hosts beyond this many are rejected (default 10000)
+  MAX_METRICS_PER_HOST  distinct metric names per host (default 1000)
+  HOST_RATE_LIMIT    messages per second per host, a minute's worth as burst (default 1000)
   SHUTDOWN_TIMEOUT   longest time to flush on stop (default 10s)
   QUEUE_DIR          the durable queue: a message is acknowledged to the broker once its point is
                      appended here, and leaves once InfluxDB has it; replayed at start

@@ -44,6 +44,10 @@ export const REJECT_REASONS = [
   'out_of_range',
   'bad_timestamp',
   'future_timestamp',
+  // Limits the bridge applies to valid samples (bridge/limits.ts):
+  'too_many_hosts',
+  'too_many_metrics',
+  'rate_limited',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

@@ -20,7 +20,8 @@ let broker: Mosquitto;
 let influx: InfluxDB;
 
 beforeAll(async () => {
-  [broker, influx] = await Promise.all([startMosquitto({ persistent: true }), startInfluxDB(['durable', 'memory'])]);
+  // As the shipped config: persistent, and no 1,000-message cap on what is queued for the bridge.
+  [broker, influx] = await Promise.all([startMosquitto({ persistent: true, config: ['allow_anonymous true', 'max_queued_messages 0'] }), startInfluxDB(['durable', 'memory'])]);
 });
 afterAll(async () => {
   await stopAllCli();
