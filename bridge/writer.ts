@@ -33,6 +33,8 @@ export interface PointQueue {
   readonly length: number;
   /** Points a size bound forced out. */
   readonly dropped: number;
+  /** Bytes it holds on disk, for a queue that keeps them there. */
+  readonly bytes?: number;
   append(line: string): void;
   /** The oldest `max` points, left in the queue. */
   peek(max: number): readonly string[];
@@ -109,7 +111,7 @@ export class Writer {
 
   /** Bytes of the queue on disk, for a durable queue that knows it. */
   get queueBytes(): number | undefined {
-    return 'bytes' in this.queue ? (this.queue as { bytes: number }).bytes : undefined;
+    return this.queue.bytes;
   }
 
   /**
