@@ -1,7 +1,7 @@
 /** `hostpulse bridge`: store what the agents publish in InfluxDB. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Bridge, type BridgeOptions } from '../bridge/bridge.js';
-import { DISK_QUEUE_DEFAULTS, DiskQueue, DiskQueueInUse } from '../bridge/disk-queue.js';
+import { DISK_QUEUE_DEFAULTS, DiskQueue, DiskQueueInUse } from '../common/disk-queue.js';
 import { createLiveHttp } from '../bridge/live-http.js';
 import { LiveState } from '../bridge/live.js';
 import { loadBridgeConfig, type SinkSettings } from '../bridge/config.js';

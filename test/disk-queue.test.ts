@@ -2,7 +2,7 @@
 import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DiskQueue, DiskQueueInUse } from '../bridge/disk-queue.js';
+import { DiskQueue, DiskQueueInUse } from '../common/disk-queue.js';
 import { tempDir } from './harness/process.js';
 
 const options = { segmentBytes: 200, maxBytes: 10_000, fsyncMs: 1000 };

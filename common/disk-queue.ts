@@ -1,12 +1,13 @@
 /**
- * The bridge's durable queue: points are appended to segment files before the broker gets its
- * acknowledgement, and leave only once InfluxDB has taken them. A `kill -9` of the bridge loses
+ * A durable FIFO of text lines, shared by the bridge (points waiting for InfluxDB) and the agent
+ * (samples waiting for the broker). The bridge appends a point before the broker gets its
+ * acknowledgement, and removes it only once InfluxDB has taken it. A `kill -9` of the bridge loses
  * nothing (an append is in the kernel's page cache once write() returns); the queue is replayed on
  * the next start. Against power loss, the active segment is fsync'ed every `fsyncMs`.
  *
- *   <dir>/seg-000000001.log …   one line-protocol point per line, append-only, rolled at segmentBytes
+ *   <dir>/seg-000000001.log …   one entry per line (a line-protocol point, an agent's message), append-only, rolled at segmentBytes
  *   <dir>/cursor.json           {"segment": n, "offset": bytes}: everything before it is written
- *   <dir>/lock                  the pid of the bridge using the directory
+ *   <dir>/lock                  the pid of the process using the directory
  *
  * Bounded by `maxBytes`: beyond it the oldest whole segment is dropped and its points counted.
  * A point written twice (a crash between the database's answer and the cursor update) is harmless:
@@ -16,7 +17,6 @@ import {
   closeSync, existsSync, fsyncSync, ftruncateSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { PointQueue } from './writer.js';
 
 export interface DiskQueueOptions {
   readonly segmentBytes: number;
@@ -36,7 +36,18 @@ const name = (n: number): string => `seg-${String(n).padStart(9, '0')}.log`;
 
 export class DiskQueueInUse extends Error {}
 
-export class DiskQueue implements PointQueue {
+/** What a durable line queue offers; the bridge's PointQueue is this shape. */
+export interface LineQueue {
+  readonly durable: boolean;
+  readonly length: number;
+  readonly dropped: number;
+  readonly bytes: number;
+  append(line: string): void;
+  peek(max: number): readonly string[];
+  remove(count: number): void;
+}
+
+export class DiskQueue implements LineQueue {
   readonly durable = true;
   /** Points not yet written. */
   length = 0;
