@@ -1,19 +1,24 @@
 /**
  * The agent: every interval, one round of readings, each published with QoS 1 to
- * `sensors/<host>/<metric>` as `{"value", "ts", "unit", "seq"}`. Availability is retained
- * `online` on every connection and `offline` by the last will or a clean stop.
+ * `sensors/<host>/<metric>` as `{"value", "ts", "unit", "seq"}`, through the outbox (a queue on
+ * disk that samples leave once the broker acknowledged them). Availability is retained `online`
+ * on every connection and `offline` by the last will or a clean stop. Each round also reports the
+ * agent's own backlog and drops (`agent_queue`, `agent_dropped`).
  */
 import type { Logger } from '../common/logger.js';
 import type { MqttConnection } from '../common/mqtt.js';
-import { ThrottledLog } from '../common/throttle.js';
+import { MemoryLineQueue } from '../common/line-queue.js';
+import { PrometheusText } from '../common/prometheus.js';
 import { ONLINE, OFFLINE, availabilityTopic, encodePayload, resolveMetric, sampleTopic } from '../protocol/index.js';
 import type { Reading } from './collector.js';
+import { Outbox, type Message } from './outbox.js';
 import type { Sampler } from './sampler.js';
+
+export type { Message } from './outbox.js';
 
 export interface AgentOptions {
   readonly host: string;
   readonly intervalMs: number;
-  readonly maxPending: number;
 }
 
 /** Optional extensions of the loop (Home Assistant discovery); none is needed for --once. */
@@ -27,18 +32,8 @@ export interface AgentHooks {
 /** A round this much later than scheduled (beyond two intervals) means the machine was asleep. */
 export const RESUME_SLACK_MS = 30_000;
 
-export interface Message {
-  readonly topic: string;
-  readonly payload: string;
-}
-
-export interface AgentStats {
-  rounds: number;
-  published: number;
-  failed: number;
-  dropped: number;
-  pending: number;
-}
+/** Bound of the in-memory outbox an Agent makes when it is given none. */
+const MEMORY_QUEUE_BYTES = 64 * 1024 * 1024;
 
 /** Turns one round of readings into the messages to publish. */
 export function toMessages(host: string, readings: readonly Reading[], ts: number, nextSeq: () => number): Message[] {
@@ -50,13 +45,12 @@ export function toMessages(host: string, readings: readonly Reading[], ts: numbe
 }
 
 export class Agent {
-  readonly stats: AgentStats = { rounds: 0, published: 0, failed: 0, dropped: 0, pending: 0 };
+  rounds = 0;
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private inFlight = new Set<Promise<void>>();
   private currentRound: Promise<void> | undefined;
-  private readonly failures: ThrottledLog;
+  readonly outbox: Outbox;
 
   constructor(
     private readonly options: AgentOptions,
@@ -65,19 +59,16 @@ export class Agent {
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
     private readonly hooks: AgentHooks = {},
+    outbox?: Outbox,
   ) {
-    this.failures = new ThrottledLog(logger, 60_000);
+    this.outbox = outbox ?? new Outbox(new MemoryLineQueue(MEMORY_QUEUE_BYTES), mqtt, logger.child({ component: 'outbox' }));
   }
 
-  /**
-   * Samples one round and hands every sample to the broker connection. Resolves once sampled,
-   * with one promise per sample that settles on the broker's acknowledgement (true), a drop
-   * because MAX_PENDING samples already wait (false), or a failure (rejected).
-   */
-  async sampleRound(): Promise<Promise<boolean>[]> {
+  /** Samples one round (with the agent's own backlog and drops); resolves with its messages, stamped `ts`. */
+  async sampleRound(): Promise<{ ts: number; messages: Message[] }> {
     const ts = this.now();
-    const readings = await this.sampler.round();
-    this.stats.rounds++;
+    const readings: Reading[] = [...(await this.sampler.round()), { metric: 'agent_queue', value: this.outbox.length }, { metric: 'agent_dropped', value: this.outbox.dropped }];
+    this.rounds++;
     const messages = toMessages(this.options.host, readings, ts, () => this.seq++);
     if (this.hooks.beforeSend) {
       try {
@@ -86,46 +77,35 @@ export class Agent {
         this.logger.warn({ err: error }, 'round hook failed');
       }
     }
-    return messages.map((m) => this.send(m));
+    return { ts, messages };
   }
 
-  /** One round, resolved when the broker has acknowledged (or refused) every sample: for --once. */
-  async publishRound(): Promise<{ published: number; failed: number; dropped: number }> {
-    const results = await Promise.allSettled(await this.sampleRound());
-    const failed = results.filter((r) => r.status === 'rejected');
-    if (failed[0]?.status === 'rejected') {
-      this.logger.warn({ failed: failed.length, err: failed[0].reason }, 'some samples were not acknowledged');
-    }
-    const dropped = results.filter((r) => r.status === 'fulfilled' && !r.value).length;
-    return { published: results.length - failed.length - dropped, failed: failed.length, dropped };
+  /** One round published directly, resolved when the broker has acknowledged (or refused) every sample: for --once. */
+  async publishRound(): Promise<{ published: number; failed: number }> {
+    const { messages } = await this.sampleRound();
+    const results = await Promise.allSettled(messages.map((m) => this.mqtt.publish(m.topic, m.payload, { qos: 1 })));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed[0]) this.logger.warn({ failed: failed.length, err: failed[0].reason }, 'some samples were not acknowledged');
+    return { published: results.length - failed.length, failed: failed.length };
   }
 
-  /** Publishes one message; false when dropped because too many await acknowledgement. */
-  private async send(message: Message): Promise<boolean> {
-    if (this.stats.pending >= this.options.maxPending) {
-      this.stats.dropped++;
-      return false;
-    }
-    this.stats.pending++;
-    const sent = this.mqtt.publish(message.topic, message.payload, { qos: 1 });
-    this.inFlight.add(sent);
-    try {
-      await sent;
-      this.stats.published++;
-      return true;
-    } catch (error) {
-      this.stats.failed++;
-      throw error;
-    } finally {
-      this.stats.pending--;
-      this.inFlight.delete(sent);
-    }
-  }
-
-  /** Healthy while connected to the broker and not dropping samples. */
-  health(): { ok: boolean; broker: boolean; pending: number; dropped: number; rounds: number } {
+  /** Healthy while connected to the broker. */
+  health(): { ok: boolean; broker: boolean; queued: number; dropped: number; published: number; rounds: number } {
     const broker = this.mqtt.connected;
-    return { ok: broker && this.stats.pending < this.options.maxPending, broker, pending: this.stats.pending, dropped: this.stats.dropped, rounds: this.stats.rounds };
+    return { ok: broker, broker, queued: this.outbox.length, dropped: this.outbox.dropped, published: this.outbox.counts.published, rounds: this.rounds };
+  }
+
+  /** The agent's counters in Prometheus' text format, for GET /metrics. */
+  metrics(): string {
+    return new PrometheusText()
+      .counter('hostpulse_agent_rounds_total', 'Rounds sampled.', this.rounds)
+      .counter('hostpulse_agent_published_total', 'Samples the broker acknowledged.', this.outbox.counts.published)
+      .counter('hostpulse_agent_dropped_total', 'Samples dropped, by reason.', this.outbox.droppedByReason())
+      .counter('hostpulse_agent_publish_retries_total', 'Windows of samples published again after a failure.', this.outbox.counts.retries)
+      .gauge('hostpulse_agent_queue_samples', 'Samples waiting for the broker.', this.outbox.length)
+      .gauge('hostpulse_agent_queue_bytes', 'Bytes of the queue (on disk unless QUEUE_DIR=off).', this.outbox.bytes)
+      .gauge('hostpulse_agent_broker_connected', '1 while connected to the broker.', this.mqtt.connected ? 1 : 0)
+      .toString();
   }
 
   /** Runs rounds on a fixed schedule until `stop`. Rounds that overrun their slot skip the missed ticks. */
@@ -137,6 +117,7 @@ export class Agent {
     };
     this.mqtt.onConnect(announce);
     if (this.mqtt.connected) announce();
+    this.outbox.start();
     const startedAt = this.now();
     let dueAt: number | undefined;
     const schedule = (): void => {
@@ -146,8 +127,8 @@ export class Agent {
       dueAt = this.now() + wait;
       this.timer = setTimeout(tick, wait);
     };
-    // The next round does not wait for this one's acknowledgements: while the broker is away,
-    // sampling goes on and the samples wait in the connection's queue (up to MAX_PENDING).
+    // Rounds do not wait for acknowledgements: while the broker is away, sampling goes on and the
+    // samples wait in the outbox.
     const tick = (): void => {
       // Timers run on a clock that stops while the PC sleeps; the wall clock does not.
       const lateMs = dueAt === undefined ? 0 : this.now() - dueAt;
@@ -156,9 +137,9 @@ export class Agent {
         this.hooks.onResume?.(lateMs);
       }
       this.currentRound = this.sampleRound()
-        .then((sends) => {
-          this.logger.debug({ samples: sends.length, pending: this.stats.pending }, 'round sampled');
-          for (const sent of sends) sent.catch((error: unknown) => this.failures.warn('publish', { err: error }, 'a sample was not acknowledged'));
+        .then(({ ts, messages }) => {
+          this.outbox.put(messages, ts);
+          this.logger.debug({ ts, samples: messages.length, queued: this.outbox.length }, 'round sampled');
         })
         .catch((error: unknown) => this.logger.error({ err: error }, 'round failed'))
         .finally(schedule);
@@ -166,18 +147,24 @@ export class Agent {
     tick();
   }
 
-  /** Stops sampling, waits (bounded) for outstanding acknowledgements, marks the host offline. */
+  /**
+   * Stops sampling; while connected, waits (bounded) for the outbox to empty; marks the host
+   * offline. What the broker has not acknowledged stays in the queue for the next start.
+   */
   async stop(timeoutMs: number): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    const deadline = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
-    // A round already sampled is handed over before the wait for acknowledgements.
-    await Promise.race([this.currentRound, deadline]);
-    await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
+    const deadline = Date.now() + timeoutMs;
+    const left = (): number => Math.max(0, deadline - Date.now());
+    const timeout = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
+    // A round already sampled is queued before the wait.
+    await Promise.race([this.currentRound, timeout]);
+    if (this.mqtt.connected) await this.outbox.drained(left());
+    await this.outbox.stop(left());
     if (this.mqtt.connected) {
-      await Promise.race([this.mqtt.publish(availabilityTopic(this.options.host), OFFLINE, { qos: 1, retain: true }).catch(() => undefined), deadline]);
+      await Promise.race([this.mqtt.publish(availabilityTopic(this.options.host), OFFLINE, { qos: 1, retain: true }).catch(() => undefined), timeout]);
     }
     await this.mqtt.close(!this.mqtt.connected);
-    this.logger.info({ ...this.stats }, 'agent stopped');
+    this.logger.info({ rounds: this.rounds, published: this.outbox.counts.published, queued: this.outbox.length, dropped: this.outbox.dropped, durable: this.outbox.durable }, 'agent stopped');
   }
 }

@@ -2,6 +2,8 @@
 import { hostname } from 'node:os';
 import { duration, flag, integer, logLevel, parseConfig, url, z, type ConfigResult, type Env } from '../common/config.js';
 import { MQTT_PROTOCOLS } from '../common/mqtt.js';
+import { defaultStateDir } from '../common/state-dir.js';
+import { mqttTls, mqttTlsFields, mqttTlsProblems, type TlsFiles } from '../common/tls-config.js';
 import { hostFromOsName, hostProblem } from '../protocol/index.js';
 
 export const agentSchema = z.object({
@@ -10,8 +12,13 @@ export const agentSchema = z.object({
   MQTT_URL: url(MQTT_PROTOCOLS, 'mqtt://localhost:1883'),
   MQTT_USERNAME: z.string().optional(),
   MQTT_PASSWORD: z.string().optional(),
-  /** Samples waiting for the broker's acknowledgement, beyond which new ones are dropped (counted). */
-  MAX_PENDING: integer(10_000, 1, 10_000_000),
+  ...mqttTlsFields,
+  /** The outbox: samples wait here (on disk) until the broker acknowledged them; `off` keeps them in memory. */
+  QUEUE_DIR: z.string().optional(),
+  /** Its bound; beyond it the oldest samples are dropped (counted). */
+  MAX_QUEUE_BYTES: integer(100 * 1024 * 1024, 1024 * 1024, 1024 ** 4),
+  /** Samples older than this are dropped instead of delivered (counted). */
+  MAX_QUEUE_AGE: duration('7d', '1m', '365d'),
   /** In a container with the host's / mounted here: report only the host's filesystems, by their host paths. */
   HOST_MOUNT_PREFIX: z.string().regex(/^\/[^\0]*[^/]$/, 'must be an absolute path such as /hostfs').optional(),
   HTTP_HOST: z.string().default('127.0.0.1'),
@@ -30,8 +37,9 @@ export type AgentEnv = z.output<typeof agentSchema>;
 export interface AgentConfig {
   readonly host: string;
   readonly intervalMs: number;
-  readonly mqtt: { readonly url: string; readonly username?: string | undefined; readonly password?: string | undefined };
-  readonly maxPending: number;
+  readonly mqtt: { readonly url: string; readonly username?: string | undefined; readonly password?: string | undefined; readonly tls?: TlsFiles | undefined };
+  /** Where samples wait for the broker: a directory, or undefined for memory (QUEUE_DIR=off). */
+  readonly queue: { readonly dir: string | undefined; readonly maxBytes: number; readonly maxAgeMs: number };
   readonly hostMountPrefix?: string | undefined;
   /** Where /healthz is served; port 0 (the default) turns it off. */
   readonly http: { readonly host: string; readonly port: number };
@@ -50,17 +58,19 @@ export function loadAgentConfig(env: Env, osHostname: string = hostname()): Conf
       errors.push(`SENSORS_HOST: the OS host name "${osHostname}" gives no valid host name; set SENSORS_HOST`);
     }
     if (c.MQTT_PASSWORD !== undefined && c.MQTT_USERNAME === undefined) errors.push('MQTT_USERNAME: is required when MQTT_PASSWORD is set');
+    errors.push(...mqttTlsProblems(c));
     return errors;
   });
   if (!parsed.ok) return parsed;
   const c = parsed.config;
+  const host = c.SENSORS_HOST ?? (hostFromOsName(osHostname) as string);
   return {
     ok: true,
     config: Object.freeze({
-      host: c.SENSORS_HOST ?? (hostFromOsName(osHostname) as string),
+      host,
       intervalMs: c.SAMPLE_INTERVAL,
-      mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD },
-      maxPending: c.MAX_PENDING,
+      mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD, ...mqttTls(c) },
+      queue: { dir: c.QUEUE_DIR === 'off' ? undefined : (c.QUEUE_DIR ?? defaultStateDir(env, `agent-${host}`)), maxBytes: c.MAX_QUEUE_BYTES, maxAgeMs: c.MAX_QUEUE_AGE },
       hostMountPrefix: c.HOST_MOUNT_PREFIX,
       http: { host: c.HTTP_HOST, port: c.HTTP_PORT },
       logLevel: c.LOG_LEVEL,

@@ -62,7 +62,7 @@ const PRECISION: Readonly<Record<string, number>> = { '°C': 1, '%': 1, W: 1, B:
 /** Secondary values, shown under "Diagnostic" in Home Assistant. */
 const DIAGNOSTIC: ReadonlySet<MetricTemplate> = new Set<MetricTemplate>([
   'uptime', 'load1', 'load5', 'load15', 'mem_used', 'mem_available', 'swap_used',
-  'disk_{name}_used', 'disk_{name}_free', 'gpu{n}_mem_used',
+  'disk_{name}_used', 'disk_{name}_free', 'gpu{n}_mem_used', 'agent_queue', 'agent_dropped',
 ]);
 
 export const SENSOR_VALUE_TEMPLATE = '{{ value_json.value }}';

@@ -3,15 +3,17 @@
  * QoS 1), validates each message with the contract, maps samples to points through the catalog
  * and hands them to the writer.
  *
- * A message is acknowledged to the broker once its point is in the writer's queue (in memory
- * for now: a bridge killed with -9 loses what was queued and not yet written, at most about one
- * flush interval of data; graceful stops flush first).
+ * A message is acknowledged to the broker once its point is in the writer's queue: on disk by
+ * default (common/disk-queue.ts), so a bridge killed with -9 loses nothing; with QUEUE_DIR=off in
+ * memory, losing what was queued and not yet written (graceful stops flush first). Gaps in the
+ * agents' sequence numbers are counted as `missing`.
  */
 import { backoffDelay, sleep } from '../common/backoff.js';
 import type { Logger } from '../common/logger.js';
 import { MqttConnection, type MqttSettings } from '../common/mqtt.js';
 import { ThrottledLog } from '../common/throttle.js';
 import { SUBSCRIPTION, decodeMessage, type RejectReason } from '../protocol/index.js';
+import { SequenceGaps } from './gaps.js';
 import { Limits, type LimitOptions } from './limits.js';
 import type { LiveState } from './live.js';
 import { Histogram, prometheusText } from './metrics.js';
@@ -38,6 +40,7 @@ export class Bridge {
   private readonly writer: Writer | undefined;
   private readonly rejections: ThrottledLog;
   private readonly limits: Limits;
+  private readonly gaps: SequenceGaps;
   private mqtt: MqttConnection | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private readonly stopping = new AbortController();
@@ -57,6 +60,7 @@ export class Bridge {
     this.writer = sink ? new Writer(sink, options, this.stats, logger.child({ component: 'writer' }), queue) : undefined;
     this.rejections = new ThrottledLog(logger, 60_000);
     this.limits = new Limits(options.limits, now);
+    this.gaps = new SequenceGaps(options.limits.maxHosts);
   }
 
   /**
@@ -139,16 +143,27 @@ export class Bridge {
       maxPayloadBytes: this.options.maxPayloadBytes,
       maxFutureMs: this.options.maxFutureMs,
     });
-    if (!decoded.ok) return this.reject(decoded.reason, topic, decoded.detail);
+    if (!decoded.ok) {
+      if (decoded.host !== undefined && decoded.seq !== undefined) this.observeSeq(decoded.host, decoded.seq);
+      return this.reject(decoded.reason, topic, decoded.detail);
+    }
     if (decoded.kind === 'availability') {
       this.stats.availability++;
       this.live?.availability(decoded.host, decoded.online);
       return this.writer?.push(availabilityLine(decoded.host, decoded.online, this.now()));
     }
+    if (decoded.sample.seq !== undefined) this.observeSeq(decoded.sample.host, decoded.sample.seq);
     const limited = this.limits.check(decoded.sample.host, decoded.sample.metric.name);
     if (limited) return this.reject(limited, topic, `host ${decoded.sample.host} is over a limit (MAX_HOSTS, MAX_METRICS_PER_HOST, HOST_RATE_LIMIT)`);
     this.live?.sample(decoded.sample);
     return this.writer?.push(toLine(decoded.sample));
+  }
+
+  private observeSeq(host: string, seq: number): void {
+    const missing = this.gaps.observe(host, seq);
+    if (missing === 0) return;
+    this.stats.missing += missing;
+    this.rejections.warn(`gap:${host}`, { host, missing, seq }, 'samples missing: a gap in the agent\'s sequence numbers (lost at the broker, or dropped by the agent)');
   }
 
   private reject(reason: RejectReason, topic: string, detail: string): undefined {

@@ -1,8 +1,8 @@
 /** The bridge's configuration: one schema, read from the environment at start. */
 import { duration, integer, logLevel, oneOf, parseConfig, url, z, type ConfigResult, type Env } from '../common/config.js';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { MQTT_PROTOCOLS } from '../common/mqtt.js';
+import { mqttTls, mqttTlsFields, mqttTlsProblems, type TlsFiles } from '../common/tls-config.js';
+import { defaultStateDir } from '../common/state-dir.js';
 import type { InfluxV1Settings } from './sinks/influx-v1.js';
 import type { InfluxV2Settings } from './sinks/influx-v2.js';
 
@@ -12,6 +12,7 @@ const makeBridgeSchema = (influxRequired: boolean) =>
   MQTT_URL: url(MQTT_PROTOCOLS, 'mqtt://localhost:1883'),
   MQTT_USERNAME: z.string().optional(),
   MQTT_PASSWORD: z.string().optional(),
+  ...mqttTlsFields,
   /** Fixed, so the broker keeps the bridge's session and queues messages while it is away. */
   MQTT_CLIENT_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"').default('hostpulse-bridge'),
   INFLUX_API: oneOf(['2', '1'], '2'),
@@ -50,7 +51,13 @@ type BridgeEnv = z.output<typeof upBridgeSchema>;
 export type SinkSettings = ({ readonly api: '2' } & InfluxV2Settings) | ({ readonly api: '1' } & InfluxV1Settings);
 
 export interface BridgeConfig {
-  readonly mqtt: { readonly url: string; readonly username?: string | undefined; readonly password?: string | undefined; readonly clientId: string };
+  readonly mqtt: {
+    readonly url: string;
+    readonly username?: string | undefined;
+    readonly password?: string | undefined;
+    readonly clientId: string;
+    readonly tls?: TlsFiles | undefined;
+  };
   readonly influx: SinkSettings | undefined;
   readonly batchSize: number;
   readonly flushIntervalMs: number;
@@ -75,14 +82,9 @@ function crossCheck(c: BridgeEnv): string[] {
   if (c.INFLUX_URL !== undefined && c.INFLUX_API === '1' && c.INFLUX_DATABASE === undefined) errors.push('INFLUX_DATABASE: is required when INFLUX_API=1');
   if (c.INFLUX_PASSWORD !== undefined && c.INFLUX_USERNAME === undefined) errors.push('INFLUX_USERNAME: is required when INFLUX_PASSWORD is set');
   if (c.MQTT_PASSWORD !== undefined && c.MQTT_USERNAME === undefined) errors.push('MQTT_USERNAME: is required when MQTT_PASSWORD is set');
+  errors.push(...mqttTlsProblems(c));
   if (c.MAX_BUFFERED < c.BATCH_SIZE) errors.push(`MAX_BUFFERED: must be at least BATCH_SIZE (${c.BATCH_SIZE})`);
   return errors;
-}
-
-/** $XDG_STATE_HOME/hostpulse/queue-<client id>, or ~/.local/state/…, as services keep state. */
-function defaultQueueDir(env: Env, clientId: string): string {
-  const state = env['XDG_STATE_HOME'] || join(env['HOME'] || homedir(), '.local', 'state');
-  return join(state, 'hostpulse', `queue-${clientId}`);
 }
 
 /** With `influxRequired: false` (`hostpulse up`), no INFLUX_URL means no database: `influx` is undefined. */
@@ -107,7 +109,7 @@ export function loadBridgeConfig(env: Env, { influxRequired = true } = {}): Conf
   return {
     ok: true,
     config: Object.freeze({
-      mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD, clientId: c.MQTT_CLIENT_ID },
+      mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD, clientId: c.MQTT_CLIENT_ID, ...mqttTls(c) },
       influx,
       batchSize: c.BATCH_SIZE,
       flushIntervalMs: c.FLUSH_INTERVAL,
@@ -116,7 +118,7 @@ export function loadBridgeConfig(env: Env, { influxRequired = true } = {}): Conf
       maxFutureMs: c.MAX_FUTURE,
       limits: { maxHosts: c.MAX_HOSTS, maxMetricsPerHost: c.MAX_METRICS_PER_HOST, hostRate: c.HOST_RATE_LIMIT, burstSeconds: 60 },
       shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT,
-      queue: c.QUEUE_DIR === 'off' ? undefined : { dir: c.QUEUE_DIR ?? defaultQueueDir(env, c.MQTT_CLIENT_ID), maxBytes: c.MAX_QUEUE_BYTES },
+      queue: c.QUEUE_DIR === 'off' ? undefined : { dir: c.QUEUE_DIR ?? defaultStateDir(env, `queue-${c.MQTT_CLIENT_ID}`), maxBytes: c.MAX_QUEUE_BYTES },
       statsIntervalMs: c.STATS_INTERVAL,
       http: { host: c.HTTP_HOST, port: c.HTTP_PORT },
       logLevel: c.LOG_LEVEL,

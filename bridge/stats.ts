@@ -20,6 +20,8 @@ export interface BridgeStats {
   lost: number;
   /** Points the queue's size bound forced out (MAX_QUEUE_BYTES). */
   dropped: number;
+  /** Samples agents numbered that never arrived: gaps in `seq` (lost at the broker or by the agent). */
+  missing: number;
 }
 
 export function createStats(): BridgeStats {
@@ -33,6 +35,7 @@ export function createStats(): BridgeStats {
     buffered: 0,
     lost: 0,
     dropped: 0,
+    missing: 0,
   };
 }
 

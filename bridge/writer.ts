@@ -13,6 +13,7 @@
  *   series and timestamp.)
  */
 import { backoffDelay, sleep } from '../common/backoff.js';
+import { MemoryLineQueue, type LineQueue } from '../common/line-queue.js';
 import type { Logger } from '../common/logger.js';
 import { ThrottledLog } from '../common/throttle.js';
 import { Histogram } from './metrics.js';
@@ -26,45 +27,8 @@ export interface WriterOptions {
   readonly maxBuffered: number;
 }
 
-/** Where points wait to be written. In memory for now; a durable queue implements the same. */
-export interface PointQueue {
-  /** Survives a crash of the process (points left in it are written after a restart). */
-  readonly durable: boolean;
-  readonly length: number;
-  /** Points a size bound forced out. */
-  readonly dropped: number;
-  /** Bytes it holds on disk, for a queue that keeps them there. */
-  readonly bytes?: number;
-  append(line: string): void;
-  /** The oldest `max` points, left in the queue. */
-  peek(max: number): readonly string[];
-  /** Removes the oldest `count` points, once written. */
-  remove(count: number): void;
-}
-
-export class MemoryQueue implements PointQueue {
-  readonly durable = false;
-  readonly dropped = 0;
-  private items: string[] = [];
-  private head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-  append(line: string): void {
-    this.items.push(line);
-  }
-  peek(max: number): readonly string[] {
-    return this.items.slice(this.head, this.head + max);
-  }
-  remove(count: number): void {
-    this.head += count;
-    if (this.head > 4096 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-  }
-}
+/** Where points wait to be written: on disk (DiskQueue) or in memory (MemoryLineQueue). */
+export type PointQueue = LineQueue;
 
 const BACKOFF = { baseMs: 500, maxMs: 30_000 } as const;
 
@@ -85,7 +49,7 @@ export class Writer {
     private readonly options: WriterOptions,
     private readonly stats: BridgeStats,
     private readonly logger: Logger,
-    private readonly queue: PointQueue = new MemoryQueue(),
+    private readonly queue: PointQueue = new MemoryLineQueue(),
   ) {
     this.warnings = new ThrottledLog(logger, 30_000);
   }
@@ -109,9 +73,9 @@ export class Writer {
     return this.queue.durable;
   }
 
-  /** Bytes of the queue on disk, for a durable queue that knows it. */
+  /** Bytes of the queue on disk, for a durable queue. */
   get queueBytes(): number | undefined {
-    return this.queue.bytes;
+    return this.queue.durable ? this.queue.bytes : undefined;
   }
 
   /**

@@ -1,6 +1,7 @@
 /** The agent as a long-running service: sampling, publishing, availability, Home Assistant discovery. Shared by `agent` and `up`. */
 import { performance } from 'node:perf_hooks';
 import { Agent } from '../agent/agent.js';
+import { Outbox } from '../agent/outbox.js';
 import { collectors } from '../agent/collectors/index.js';
 import type { AgentConfig } from '../agent/config.js';
 import { Discovery } from '../agent/discovery.js';
@@ -8,6 +9,8 @@ import { deviceBlock, originBlock } from '../agent/discovery-config.js';
 import type { Probe, StaticInfo } from '../agent/probe.js';
 import { Sampler } from '../agent/sampler.js';
 import { sleep } from '../common/backoff.js';
+import { DISK_QUEUE_DEFAULTS, DiskQueue } from '../common/disk-queue.js';
+import { MemoryLineQueue, type LineQueue } from '../common/line-queue.js';
 import type { Logger } from '../common/logger.js';
 import { MqttConnection, type MessageHandler } from '../common/mqtt.js';
 import { OFFLINE, availabilityTopic } from '../protocol/index.js';
@@ -49,6 +52,17 @@ async function staticInfo(probe: Probe, logger: Logger): Promise<StaticInfo | un
   }
 }
 
+/**
+ * The agent's queue: on disk (segments an eighth of the bound, at most 16 MiB, so that the size
+ * bound drops little at a time), or in memory with QUEUE_DIR=off. Throws when another process
+ * uses the directory.
+ */
+export function openAgentQueue(queue: AgentConfig['queue']): LineQueue {
+  if (queue.dir === undefined) return new MemoryLineQueue(queue.maxBytes);
+  const segmentBytes = Math.min(DISK_QUEUE_DEFAULTS.segmentBytes, Math.floor(queue.maxBytes / 8));
+  return new DiskQueue(queue.dir, { ...DISK_QUEUE_DEFAULTS, segmentBytes, maxBytes: queue.maxBytes });
+}
+
 export interface AgentService {
   readonly agent: Agent;
   stop(timeoutMs: number): Promise<void>;
@@ -56,6 +70,9 @@ export interface AgentService {
 
 /** Connects, announces (Home Assistant discovery when enabled), primes the rate readings and starts the rounds. */
 export async function startAgentService(config: AgentConfig, probe: Probe, logger: Logger): Promise<AgentService> {
+  // Opened first: a directory in use by another agent stops the start here.
+  const queue = openAgentQueue(config.queue);
+  if (queue.length > 0) logger.info({ samples: queue.length, dir: config.queue.dir }, 'delivering the samples queued by the last run');
   const sampler = createSampler(probe, config, logger);
   let discovery: Discovery | undefined;
   const mqtt = agentConnection(config, logger, false, (topic, payload) => discovery?.handleMessage(topic, payload));
@@ -67,7 +84,8 @@ export async function startAgentService(config: AgentConfig, probe: Probe, logge
   }
   const d = discovery;
   const hooks = d ? { beforeSend: (metrics: readonly string[]) => d.observe(metrics), onResume: () => d.announce('resumed from sleep') } : {};
-  const agent = new Agent(config, sampler, mqtt, logger, Date.now, hooks);
+  const outbox = new Outbox(queue, mqtt, logger.child({ component: 'outbox' }), { window: 500, maxAgeMs: config.queue.maxAgeMs });
+  const agent = new Agent(config, sampler, mqtt, logger, Date.now, hooks, outbox);
   logger.info({ host: config.host, intervalMs: config.intervalMs }, 'agent starting');
   const stopping = new AbortController();
   await sampler.prime();

@@ -7,9 +7,9 @@ import { ReplayProbe, record, type Probe } from '../agent/probe.js';
 import { Sampler } from '../agent/sampler.js';
 import { createSystemProbe } from '../agent/si-probe.js';
 import { sleep } from '../common/backoff.js';
-import { startHealthServer, type HealthServer } from '../common/health.js';
+import { metricsRoute, startHealthServer, type HealthServer } from '../common/health.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { PRIME_MS, agentConnection, createSampler, startAgentService } from './agent-service.js';
+import { PRIME_MS, agentConnection, createSampler, startAgentService, type AgentService } from './agent-service.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
 
 export const AGENT_HELP = `Usage: hostpulse agent [options]
@@ -37,11 +37,17 @@ Environment:
   MQTT_URL         broker, mqtt:// mqtts:// ws:// or wss:// (default mqtt://localhost:1883)
   MQTT_USERNAME    broker login (optional)
   MQTT_PASSWORD    broker password (optional)
-  MAX_PENDING      samples awaiting the broker's acknowledgement before new ones are
-                   dropped and counted (default 10000)
+  MQTT_CA_FILE     PEM file of the CA(s) to trust for mqtts:// and wss:// (default: the system's)
+  MQTT_CERT_FILE   client certificate (PEM), with MQTT_KEY_FILE, for brokers that require one
+  MQTT_KEY_FILE    its private key (PEM, not encrypted)
+  QUEUE_DIR        where samples wait until the broker acknowledged them, kept across restarts
+                   (default ~/.local/state/hostpulse/agent-<host>; off: in memory)
+  MAX_QUEUE_BYTES  the queue's bound; beyond it the oldest samples are dropped and counted
+                   (default 104857600, 100 MiB)
+  MAX_QUEUE_AGE    samples older than this are dropped instead of delivered (default 7d)
   HOST_MOUNT_PREFIX  in a container with the host's / mounted there (e.g. /hostfs): report the
                    host's filesystems by their host paths, and only those
-  HTTP_HOST        address of the health endpoint GET /healthz (default 127.0.0.1)
+  HTTP_HOST        address of GET /healthz and GET /metrics (default 127.0.0.1)
   HTTP_PORT        its port; 0, the default, turns it off
   LOG_LEVEL        fatal, error, warn, info, debug, trace or silent (default info)
   HA_DISCOVERY     publish Home Assistant MQTT discovery configs: true or false (default true)
@@ -127,8 +133,8 @@ async function runOnce(config: AgentConfig, sampler: Sampler, logger: Logger): P
   const result = await Promise.race([agent.publishRound(), sleep(30_000, timeout.signal).then(() => undefined)]);
   timeout.abort();
   await mqtt.close(true);
-  if (!result || result.failed > 0 || result.dropped > 0) {
-    const why = result ? `${result.failed + result.dropped} samples were not acknowledged (${mqtt.reason()})` : 'no acknowledgement within 30 s';
+  if (!result || result.failed > 0) {
+    const why = result ? `${result.failed} samples were not acknowledged (${mqtt.reason()})` : 'no acknowledgement within 30 s';
     process.stderr.write(`hostpulse agent --once: ${why}\n`);
     return EXIT_FAILURE;
   }
@@ -140,13 +146,22 @@ async function runForever(config: AgentConfig, probe: Probe, logger: Logger): Pr
   let agent: Agent | undefined;
   let health: HealthServer | undefined;
   try {
-    health = config.http.port > 0 ? await startHealthServer(config.http.host, config.http.port, () => agent?.health() ?? { ok: false, starting: true }, logger) : undefined;
+    const metrics = metricsRoute(() => agent?.metrics() ?? '');
+    health = config.http.port > 0 ? await startHealthServer(config.http.host, config.http.port, () => agent?.health() ?? { ok: false, starting: true }, logger, metrics) : undefined;
   } catch (error) {
     process.stderr.write(`hostpulse agent: cannot serve /healthz on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(error as Error).message}\n`);
     return EXIT_FAILURE;
   }
   const signal = untilSignal();
-  const service = await startAgentService(config, probe, logger);
+  if (config.queue.dir === undefined) logger.warn('QUEUE_DIR=off: samples wait for the broker in memory; a restart loses them');
+  let service: AgentService;
+  try {
+    service = await startAgentService(config, probe, logger);
+  } catch (error) {
+    await health?.close();
+    process.stderr.write(`hostpulse agent: cannot start (QUEUE_DIR): ${(error as Error).message}\n`);
+    return EXIT_FAILURE;
+  }
   agent = service.agent;
   logger.info({ signal: await signal }, 'stopping');
   await health?.close();

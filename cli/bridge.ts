@@ -1,5 +1,4 @@
 /** `hostpulse bridge`: store what the agents publish in InfluxDB. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Bridge, type BridgeOptions } from '../bridge/bridge.js';
 import { DISK_QUEUE_DEFAULTS, DiskQueue, DiskQueueInUse } from '../common/disk-queue.js';
 import { createLiveHttp } from '../bridge/live-http.js';
@@ -8,7 +7,7 @@ import { loadBridgeConfig, type SinkSettings } from '../bridge/config.js';
 import type { Sink } from '../bridge/sink.js';
 import { createInfluxV1Sink } from '../bridge/sinks/influx-v1.js';
 import { createInfluxV2Sink } from '../bridge/sinks/influx-v2.js';
-import { startHealthServer } from '../common/health.js';
+import { metricsRoute, startHealthServer } from '../common/health.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
 
@@ -26,6 +25,9 @@ Environment (MQTT):
   MQTT_URL           broker, mqtt:// mqtts:// ws:// or wss:// (default mqtt://localhost:1883)
   MQTT_USERNAME      broker login (optional)
   MQTT_PASSWORD      broker password (optional)
+  MQTT_CA_FILE       PEM file of the CA(s) to trust for mqtts:// and wss:// (default: the system's)
+  MQTT_CERT_FILE     client certificate (PEM), with MQTT_KEY_FILE, for brokers that require one
+  MQTT_KEY_FILE      its private key (PEM, not encrypted)
   MQTT_CLIENT_ID     fixed client id of the persistent session (default hostpulse-bridge)
 
 Environment (InfluxDB 2.x, 3.x, Cloud, 1.8+: the v2 write API, the default):
@@ -92,13 +94,7 @@ export async function startBridgeService(
   if (queue && queue.length > 0) logger.info({ points: queue.length, dir: queueSettings?.dir }, 'replaying the queue left by the last run');
   const bridge = new Bridge(options, sink, logger, live, queue);
   const liveHttp = createLiveHttp(live, { storing: sink !== undefined, maxStreams: 100, flushMs: 1000 });
-  const routes = (req: IncomingMessage, res: ServerResponse): boolean => {
-    if (req.method === 'GET' && req.url === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(bridge.metrics());
-      return true;
-    }
-    return liveHttp.handle(req, res);
-  };
+  const routes = metricsRoute(() => bridge.metrics(), (req, res) => liveHttp.handle(req, res));
   const server = http.port > 0 ? await startHealthServer(http.host, http.port, () => bridge.health(), logger, routes) : undefined;
   if (server) logger.info({ url: `http://${http.host === '0.0.0.0' ? 'localhost' : http.host}:${server.port}/` }, 'live view');
   return {

@@ -8,6 +8,7 @@ import { hashLine, readPasswd } from '../common/mosquitto-passwd.js';
 import { BRIDGE_LOGIN } from '../common/broker-acl.js';
 import { flag, integer, parseConfig, z } from '../common/config.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../common/embedded-broker.js';
+import { MQTT_TLS_VARIABLES, certificateFile, keyPairProblems, privateKeyFile } from '../common/tls-config.js';
 import { createLogger } from '../common/logger.js';
 import { loadAgentConfig } from '../agent/config.js';
 import { loadBridgeConfig } from '../bridge/config.js';
@@ -33,6 +34,11 @@ Environment:
                      with it, anonymous clients are refused and the rules of mosquitto/acl apply.
                      Required to listen beyond this machine. Re-read on SIGHUP.
   MQTT_MAX_CONNECTIONS  (default 1000)      MQTT_MAX_PACKET_BYTES  (default 65536)
+  MQTT_TLS_CERT_FILE, MQTT_TLS_KEY_FILE   the broker's certificate (chain, leaf first) and its key,
+                     PEM: with them, MQTT over TLS is served on MQTT_TLS_PORT too, with the same
+                     logins, rules and limits
+  MQTT_TLS_PORT      its port (default 8883)
+  MQTT_TLS_CA_FILE   require client certificates signed by these CAs (PEM) on the TLS port
   HTTP_HOST          address of the live view (default 127.0.0.1; 0.0.0.0 to open it from a phone)
   HTTP_PORT          its port (default 8080)
   LOCAL_AGENT        also sample this machine (default true)
@@ -51,8 +57,25 @@ const upSchema = z.object({
   MQTT_PASSWD_FILE: z.string().optional(),
   MQTT_MAX_CONNECTIONS: integer(1000, 1, 100_000),
   MQTT_MAX_PACKET_BYTES: integer(65_536, 1024, 16 * 1024 * 1024),
+  MQTT_TLS_PORT: integer(8883, 1, 65535),
+  MQTT_TLS_CERT_FILE: certificateFile().optional(),
+  MQTT_TLS_KEY_FILE: privateKeyFile().optional(),
+  MQTT_TLS_CA_FILE: certificateFile().optional(),
   LOCAL_AGENT: flag(true),
 });
+
+type UpEnv = z.output<typeof upSchema>;
+
+/** The TLS listener: certificate and key together, a CA only with them, a port of its own. */
+function tlsListenerProblems(c: UpEnv): string[] {
+  const errors = keyPairProblems('MQTT_TLS_CERT_FILE', 'MQTT_TLS_KEY_FILE', c.MQTT_TLS_CERT_FILE, c.MQTT_TLS_KEY_FILE);
+  if (c.MQTT_TLS_CERT_FILE === undefined && c.MQTT_TLS_KEY_FILE === undefined) {
+    if (c.MQTT_TLS_CA_FILE !== undefined) errors.push('MQTT_TLS_CA_FILE: needs the TLS listener: set MQTT_TLS_CERT_FILE and MQTT_TLS_KEY_FILE');
+  } else if (c.MQTT_TLS_PORT === c.MQTT_PORT || c.MQTT_TLS_PORT === c.MQTT_WS_PORT) {
+    errors.push(`MQTT_TLS_PORT: ${c.MQTT_TLS_PORT} is already MQTT_PORT or MQTT_WS_PORT`);
+  }
+  return errors;
+}
 
 function internalPassword(): string {
   return randomBytes(24).toString('base64url');
@@ -69,16 +92,22 @@ export async function runUp(args: readonly string[]): Promise<number> {
   if (!env) return EXIT_USAGE;
 
   // One list of problems for the three parts, each variable named once.
-  const own = parseConfig(upSchema, env, (c) =>
-    !LOOPBACK.test(c.MQTT_BIND) && c.MQTT_PASSWD_FILE === undefined
+  const own = parseConfig(upSchema, env, (c) => [
+    ...(!LOOPBACK.test(c.MQTT_BIND) && c.MQTT_PASSWD_FILE === undefined
       ? [`MQTT_BIND: listening on ${c.MQTT_BIND} (beyond this machine) needs logins: set MQTT_PASSWD_FILE (hostpulse enrol --passwd FILE)`]
-      : [],
+      : []),
+    ...tlsListenerProblems(c),
+  ]);
+  // The broker's own clients connect over loopback TCP; the client TLS variables have no use here.
+  const clientTls = MQTT_TLS_VARIABLES.filter((k) => env[k]).map(
+    (k) => `${k}: not used by hostpulse up (its bridge and agent connect over loopback); for TLS clients set MQTT_TLS_CERT_FILE and MQTT_TLS_KEY_FILE`,
   );
+  const internalEnv = { ...env, ...Object.fromEntries(MQTT_TLS_VARIABLES.map((k) => [k, undefined])) };
   const brokerHost = own.ok ? (own.config.MQTT_BIND === '0.0.0.0' ? '127.0.0.1' : own.config.MQTT_BIND) : '127.0.0.1';
   const mqttUrl = `mqtt://${brokerHost}:${own.ok ? own.config.MQTT_PORT : 1883}`;
-  const bridgeResult = loadBridgeConfig({ ...env, MQTT_URL: mqttUrl }, { influxRequired: false });
-  const agentResult = loadAgentConfig({ ...env, MQTT_URL: mqttUrl, HTTP_PORT: '0' });
-  const errors = [...new Set([...(own.ok ? [] : own.errors), ...(bridgeResult.ok ? [] : bridgeResult.errors), ...(agentResult.ok ? [] : agentResult.errors)])];
+  const bridgeResult = loadBridgeConfig({ ...internalEnv, MQTT_URL: mqttUrl }, { influxRequired: false });
+  const agentResult = loadAgentConfig({ ...internalEnv, MQTT_URL: mqttUrl, HTTP_PORT: '0', QUEUE_DIR: 'off' });
+  const errors = [...new Set([...(own.ok ? [] : own.errors), ...clientTls, ...(bridgeResult.ok ? [] : bridgeResult.errors), ...(agentResult.ok ? [] : agentResult.errors)])];
   const config = configOrReport('up', errors.length > 0 ? { ok: false, errors } : own);
   if (!config || !bridgeResult.ok || !agentResult.ok) return EXIT_USAGE;
   const bridgeConfig = bridgeResult.config;
@@ -123,6 +152,9 @@ export async function runUp(args: readonly string[]): Promise<number> {
         wsPort: config.MQTT_WS_PORT,
         maxConnections: config.MQTT_MAX_CONNECTIONS,
         maxPacketBytes: config.MQTT_MAX_PACKET_BYTES,
+        ...(config.MQTT_TLS_CERT_FILE && config.MQTT_TLS_KEY_FILE
+          ? { tls: { port: config.MQTT_TLS_PORT, cert: config.MQTT_TLS_CERT_FILE.pem, key: config.MQTT_TLS_KEY_FILE.pem, ca: config.MQTT_TLS_CA_FILE?.pem } }
+          : {}),
         ...(passwdFile !== undefined
           ? { logins: (user: string) => [internal.get(user), fileLogins.get(user)].filter((l): l is string => l !== undefined) }
           : {}),
@@ -156,6 +188,7 @@ export async function runUp(args: readonly string[]): Promise<number> {
   const page = `http://${http.host === '0.0.0.0' ? 'localhost' : http.host}:${http.port}/`;
   process.stderr.write(
     `\nhostpulse is up.\n  live view:  ${page}\n  broker:     mqtt://${config.MQTT_BIND}:${broker.port}${broker.wsPort ? `  (WebSocket ws://${config.MQTT_BIND}:${broker.wsPort})` : ''}\n` +
+      (broker.tlsPort ? `  TLS:        mqtts://${config.MQTT_BIND}:${broker.tlsPort}${config.MQTT_TLS_CA_FILE ? '  (client certificates required)' : ''}\n` : '') +
       `  history:    ${bridgeConfig.influx ? `stored in ${new URL(bridgeConfig.influx.url).origin}` : 'NOT stored (no INFLUX_URL): the live view keeps the last hour in memory'}\n\n`,
   );
   logger.info({ signal: await signal }, 'stopping');

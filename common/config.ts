@@ -14,10 +14,10 @@ export type Env = Readonly<Record<string, string | undefined>>;
 
 export type ConfigResult<T> = { readonly ok: true; readonly config: Readonly<T> } | { readonly ok: false; readonly errors: readonly string[] };
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-/** Parses `500ms`, `10s`, `1.5m`, `2h` into milliseconds; undefined if malformed. */
+/** Parses `500ms`, `10s`, `1.5m`, `2h`, `7d` into milliseconds; undefined if malformed. */
 export function parseDuration(text: string): number | undefined {
   const m = DURATION.exec(text.trim());
   if (!m?.[1] || !m[2]) return undefined;
@@ -25,6 +25,7 @@ export function parseDuration(text: string): number | undefined {
 }
 
 export function formatDuration(ms: number): string {
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
   if (ms % 60_000 === 0) return `${ms / 60_000}m`;
   if (ms % 1000 === 0) return `${ms / 1000}s`;

@@ -17,6 +17,7 @@ import {
   closeSync, existsSync, fsyncSync, ftruncateSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import type { LineQueue } from './line-queue.js';
 
 export interface DiskQueueOptions {
   readonly segmentBytes: number;
@@ -35,17 +36,6 @@ const SEGMENT = /^seg-(\d{9})\.log$/;
 const name = (n: number): string => `seg-${String(n).padStart(9, '0')}.log`;
 
 export class DiskQueueInUse extends Error {}
-
-/** What a durable line queue offers; the bridge's PointQueue is this shape. */
-export interface LineQueue {
-  readonly durable: boolean;
-  readonly length: number;
-  readonly dropped: number;
-  readonly bytes: number;
-  append(line: string): void;
-  peek(max: number): readonly string[];
-  remove(count: number): void;
-}
 
 export class DiskQueue implements LineQueue {
   readonly durable = true;

@@ -4,6 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from './logger.js';
+import { PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
 
 export interface Health {
   readonly ok: boolean;
@@ -17,6 +18,17 @@ export interface HealthServer {
 
 /** Answers a request that is not /healthz, returning true; false leaves it to a 404. */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+/** GET /metrics, answered with `text()` in Prometheus' text format; other requests go to `next`. */
+export function metricsRoute(text: () => string, next?: RouteHandler): RouteHandler {
+  return (req, res) => {
+    if (req.method === 'GET' && req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' }).end(text());
+      return true;
+    }
+    return next?.(req, res) ?? false;
+  };
+}
 
 export async function startHealthServer(host: string, port: number, health: () => Health, logger: Logger, routes?: RouteHandler): Promise<HealthServer> {
   const server: Server = createServer((req, res) => {

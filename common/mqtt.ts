@@ -10,6 +10,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { backoffDelay } from './backoff.js';
 import type { Logger } from './logger.js';
+import type { TlsFiles } from './tls-config.js';
 
 export interface MqttSettings {
   readonly url: string;
@@ -23,6 +24,11 @@ export interface MqttSettings {
   readonly reconnect: boolean;
   readonly connectTimeoutMs?: number;
   readonly keepaliveSeconds?: number;
+  /**
+   * For mqtts:// and wss://: CAs to trust instead of the system's, and a client certificate with its
+   * key. The broker's certificate and host name are always verified.
+   */
+  readonly tls?: TlsFiles | undefined;
   /** Receives every incoming message; set from the start so that nothing is acknowledged unhandled. */
   readonly onMessage?: MessageHandler;
 }
@@ -43,10 +49,16 @@ const CONNACK_REASONS: Record<number, string> = {
   5: 'not authorized',
 };
 
+/** Codes of node:tls for a failed handshake: certificate checks (OpenSSL's names) and TLS alerts. */
+const TLS_ERROR = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_|INVALID_CA|INVALID_PURPOSE)/;
+
 export function describeMqttError(error: unknown): string {
-  const e = error as { code?: unknown; message?: unknown };
+  const e = error as { code?: unknown; message?: unknown; reason?: unknown };
   if (typeof e.code === 'number' && CONNACK_REASONS[e.code]) return `broker refused the connection: ${CONNACK_REASONS[e.code]}`;
-  return typeof e.message === 'string' ? e.message : String(error);
+  const message = typeof e.message === 'string' ? e.message : String(error);
+  if (typeof e.code !== 'string' || !TLS_ERROR.test(e.code)) return message;
+  // An alert from the broker comes as OpenSSL's whole error string; its `reason` is the readable part.
+  return `TLS handshake failed: ${typeof e.reason === 'string' && e.code.startsWith('ERR_SSL_') ? e.reason : message}`;
 }
 
 /** The broker URL with any password removed, for logs. */
@@ -83,6 +95,11 @@ export class MqttConnection {
       ...(settings.username !== undefined ? { username: settings.username } : {}),
       ...(settings.password !== undefined ? { password: settings.password } : {}),
       ...(settings.will ? { will: { ...settings.will, qos: 1 as const } } : {}),
+      // Verification always on (also MQTT.js's default); only the CAs to trust can be chosen.
+      rejectUnauthorized: true,
+      ...(settings.tls?.ca ? { ca: settings.tls.ca } : {}),
+      ...(settings.tls?.cert ? { cert: settings.tls.cert } : {}),
+      ...(settings.tls?.key ? { key: settings.tls.key } : {}),
     };
     this.client = mqtt.connect(settings.url, options);
     this.client.handleMessage = (packet, callback) => {

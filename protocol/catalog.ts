@@ -97,6 +97,17 @@ const load = (minutes: number): MetricSpec => ({
   influx: { measurement: 'system', field: `load${minutes}` },
 });
 
+/** The agent's own counts of samples, stored in `hostpulse_agent` for the pipeline-health dashboard. */
+const agentCount = (label: string, description: string, field: string, stateClass: 'measurement' | 'total_increasing'): MetricSpec => ({
+  unit: '',
+  min: 0,
+  max: 1e12,
+  description,
+  label,
+  ha: { component: 'sensor', stateClass },
+  influx: { measurement: 'hostpulse_agent', field },
+});
+
 export const catalog = {
   cpu_usage: percent('CPU usage', 'CPU usage, all cores', 'cpu', 'usage'),
   cpu_temp: celsius('CPU temperature', 'CPU package temperature', 'cpu', 'temp'),
@@ -156,6 +167,13 @@ export const catalog = {
     ha: { component: 'sensor', deviceClass: 'duration', stateClass: 'measurement' },
     influx: { measurement: 'system', field: 'uptime' },
   },
+  agent_queue: agentCount('Agent backlog', 'Samples the agent holds for the broker (on disk while the broker is unreachable)', 'queued', 'measurement'),
+  agent_dropped: agentCount(
+    'Agent dropped samples',
+    "Samples the agent dropped since it started: its queue's size (MAX_QUEUE_BYTES) or age (MAX_QUEUE_AGE) bound",
+    'dropped',
+    'total_increasing',
+  ),
 } as const satisfies Record<string, MetricSpec>;
 
 export type MetricTemplate = keyof typeof catalog;

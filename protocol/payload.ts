@@ -54,7 +54,8 @@ export type RejectReason = (typeof REJECT_REASONS)[number];
 export type Decoded =
   | { readonly ok: true; readonly kind: 'sample'; readonly sample: Sample }
   | { readonly ok: true; readonly kind: 'availability'; readonly host: string; readonly online: boolean }
-  | { readonly ok: false; readonly reason: RejectReason; readonly detail: string };
+  /** A rejected sample still tells its host and sequence number when they could be read (gap detection). */
+  | { readonly ok: false; readonly reason: RejectReason; readonly detail: string; readonly host?: string; readonly seq?: number };
 
 export interface DecodeOptions {
   /** Time of receipt, ms since the epoch. */
@@ -74,8 +75,28 @@ export function encodePayload(payload: SamplePayload): string {
 
 const BARE_NUMBER = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
 
-function reject(reason: RejectReason, detail: string): Decoded {
-  return { ok: false, reason, detail };
+function reject(reason: RejectReason, detail: string, from?: { host: string; seq: unknown }): Decoded {
+  const seq = from && isSeq(from.seq) ? from.seq : undefined;
+  return from ? { ok: false, reason, detail, host: from.host, ...(seq === undefined ? {} : { seq }) } : { ok: false, reason, detail };
+}
+
+const isSeq = (seq: unknown): seq is number => typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0;
+
+type Body = { ok: true; value: unknown; ts: unknown; seq: unknown } | { ok: false; detail: string };
+
+/** The value, time and sequence number of a sample payload: a bare number, or a JSON object. */
+function readBody(text: string, now: number): Body {
+  if (BARE_NUMBER.test(text)) return { ok: true, value: Number(text), ts: now, seq: undefined };
+  if (!text.startsWith('{')) return { ok: false, detail: 'payload is neither a number nor a JSON object' };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { ok: false, detail: 'payload is neither a number nor valid JSON' };
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return { ok: false, detail: 'JSON payload must be an object' };
+  const object = parsed as Record<string, unknown>;
+  return { ok: true, value: object['value'], ts: object['ts'] === undefined ? now : object['ts'], seq: object['seq'] };
 }
 
 export function decodeMessage(topic: string, payload: Uint8Array, options: DecodeOptions): Decoded {
@@ -94,42 +115,20 @@ export function decodeMessage(topic: string, payload: Uint8Array, options: Decod
     return reject('bad_payload', 'availability must be "online" or "offline"');
   }
   const metric = resolveMetric(name);
-  if (!metric) return reject('unknown_metric', 'metric is not in the catalog');
+  const body = readBody(text, options.now);
+  if (!metric) return reject('unknown_metric', 'metric is not in the catalog', { host, seq: body.ok ? body.seq : undefined });
+  if (!body.ok) return reject('bad_payload', body.detail, { host, seq: undefined });
+  const { value, ts, seq } = body;
+  const from = { host, seq };
 
-  let value: unknown;
-  let ts: unknown = options.now;
-  let seq: unknown;
-  if (BARE_NUMBER.test(text)) {
-    value = Number(text);
-  } else if (text.startsWith('{')) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      return reject('bad_payload', 'payload is neither a number nor valid JSON');
-    }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      return reject('bad_payload', 'JSON payload must be an object');
-    }
-    const object = parsed as Record<string, unknown>;
-    value = object['value'];
-    if (object['ts'] !== undefined) ts = object['ts'];
-    seq = object['seq'];
-  } else {
-    return reject('bad_payload', 'payload is neither a number nor a JSON object');
-  }
-
-  if (typeof value !== 'number' || !Number.isFinite(value)) return reject('bad_value', 'value must be a finite number');
+  if (typeof value !== 'number' || !Number.isFinite(value)) return reject('bad_value', 'value must be a finite number', from);
   const { min, max } = metric.spec;
-  if (value < min || value > max) return reject('out_of_range', `value ${value} outside [${min}, ${max}]`);
+  if (value < min || value > max) return reject('out_of_range', `value ${value} outside [${min}, ${max}]`, from);
   if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < MIN_TIMESTAMP_MS) {
-    return reject('bad_timestamp', 'ts must be integer milliseconds since the epoch');
+    return reject('bad_timestamp', 'ts must be integer milliseconds since the epoch', from);
   }
-  if (ts > options.now + options.maxFutureMs) return reject('future_timestamp', `ts is ${ts - options.now} ms in the future`);
+  if (ts > options.now + options.maxFutureMs) return reject('future_timestamp', `ts is ${ts - options.now} ms in the future`, from);
 
-  const sample: Sample =
-    typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0
-      ? { host, metric, value, ts, seq }
-      : { host, metric, value, ts };
+  const sample: Sample = isSeq(seq) ? { host, metric, value, ts, seq } : { host, metric, value, ts };
   return { ok: true, kind: 'sample', sample };
 }

@@ -116,6 +116,16 @@ describe('review checklist', () => {
     expect(new Set(used)).toEqual(new Set(Object.keys(compose.volumes)));
   });
 
+  it("keeps the bridge's and the agents' queues in named volumes, so a recreated container loses nothing", () => {
+    for (const name of ['bridge', 'agent', 'agent-nvidia']) {
+      const service = services[name];
+      const dir = service?.environment?.['QUEUE_DIR'];
+      expect(dir, name).toMatch(/^\//);
+      const mounts = (service?.volumes ?? []).map((v) => v.split(':')).filter(([from]) => from !== undefined && /^[a-z]/.test(from));
+      expect(mounts.some(([, to]) => to !== undefined && (dir === to || dir?.startsWith(`${to}/`))), name).toBe(true);
+    }
+  });
+
   it('takes every secret from .env as a required variable, never with a default', () => {
     for (const secret of SECRETS) {
       const uses = [...text.matchAll(new RegExp(`\\$\\{${secret}([^}]*)\\}`, 'g'))].map((m) => m[1] ?? '');

@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../agent/config.js';
 import { loadBridgeConfig } from '../bridge/config.js';
 import { parseDuration } from '../common/config.js';
+import { defaultStateDir } from '../common/state-dir.js';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { ROOT, execCli } from './harness/cli.js';
 
@@ -14,7 +17,8 @@ describe('durations', () => {
     ['10', undefined],
     ['10 s', undefined],
     ['-1s', undefined],
-    ['1d', undefined],
+    ['7d', 604_800_000],
+    ['1w', undefined],
     ['', undefined],
   ])('%j is %s ms', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
@@ -30,7 +34,7 @@ describe('agent configuration', () => {
         host: 'office-pc-local',
         intervalMs: 10_000,
         mqtt: { url: 'mqtt://localhost:1883', username: undefined, password: undefined },
-        maxPending: 10_000,
+        queue: { dir: join(homedir(), '.local', 'state', 'hostpulse', 'agent-office-pc-local'), maxBytes: 100 * 1024 * 1024, maxAgeMs: 7 * 86_400_000 },
         hostMountPrefix: undefined,
         http: { host: '127.0.0.1', port: 0 },
         logLevel: 'info',
@@ -47,7 +51,9 @@ describe('agent configuration', () => {
         MQTT_URL: 'mqtts://broker:8883',
         MQTT_USERNAME: 'pc-7',
         MQTT_PASSWORD: 'pw',
-        MAX_PENDING: '50',
+        QUEUE_DIR: '/var/lib/hostpulse/agent',
+        MAX_QUEUE_BYTES: '2097152',
+        MAX_QUEUE_AGE: '36h',
         HOST_MOUNT_PREFIX: '/hostfs',
         HTTP_HOST: '0.0.0.0',
         HTTP_PORT: '9101',
@@ -63,7 +69,7 @@ describe('agent configuration', () => {
         host: 'pc-7',
         intervalMs: 2000,
         mqtt: { url: 'mqtts://broker:8883', username: 'pc-7', password: 'pw' },
-        maxPending: 50,
+        queue: { dir: '/var/lib/hostpulse/agent', maxBytes: 2 * 1024 * 1024, maxAgeMs: 36 * 3_600_000 },
         hostMountPrefix: '/hostfs',
         http: { host: '0.0.0.0', port: 9101 },
         logLevel: 'debug',
@@ -77,6 +83,15 @@ describe('agent configuration', () => {
     expect(result).toMatchObject({ ok: true, config: { host: 'pc', intervalMs: 10_000 } });
   });
 
+  it('keeps its queue where each platform keeps state, or in memory with QUEUE_DIR=off', () => {
+    const dir = (env: Record<string, string>): string | undefined => (loadAgentConfig(env, 'pc') as { config: { queue: { dir?: string } } }).config.queue.dir;
+    expect(dir({ XDG_STATE_HOME: '/home/u/.state' })).toBe('/home/u/.state/hostpulse/agent-pc');
+    expect(dir({ STATE_DIRECTORY: '/var/lib/hostpulse' })).toBe('/var/lib/hostpulse/agent-pc');
+    expect(dir({ QUEUE_DIR: 'off' })).toBeUndefined();
+    expect(defaultStateDir({ LOCALAPPDATA: 'C:\\Users\\u\\AppData\\Local' }, 'agent-pc', 'win32')).toBe('C:\\Users\\u\\AppData\\Local\\hostpulse\\agent-pc');
+    expect(defaultStateDir({ HOME: '/Users/u' }, 'agent-pc', 'darwin')).toBe('/Users/u/Library/Application Support/hostpulse/agent-pc');
+  });
+
   it.each([
     [{ SENSORS_HOST: 'Bad Host' }, 'SENSORS_HOST: "Bad Host" must be lower-case letters, digits and "-", starting with a letter or digit'],
     [{ SENSORS_HOST: 'pc/1' }, 'SENSORS_HOST: "pc/1" must be lower-case letters, digits and "-", starting with a letter or digit'],
@@ -87,7 +102,8 @@ describe('agent configuration', () => {
     [{ MQTT_URL: 'localhost:1883' }, 'MQTT_URL: must start with mqtt:// or mqtts:// or ws:// or wss:// (got "localhost:1883")'],
     [{ MQTT_URL: 'not a url' }, 'MQTT_URL: must be a URL such as mqtt://host:port (got "not a url")'],
     [{ MQTT_PASSWORD: 'pw' }, 'MQTT_USERNAME: is required when MQTT_PASSWORD is set'],
-    [{ MAX_PENDING: '0' }, 'MAX_PENDING: must be a whole number from 1 to 10000000 (got "0")'],
+    [{ MAX_QUEUE_BYTES: '1000' }, 'MAX_QUEUE_BYTES: must be a whole number from 1048576 to 1099511627776 (got "1000")'],
+    [{ MAX_QUEUE_AGE: '30s' }, 'MAX_QUEUE_AGE: must be between 1m and 365d (got "30s")'],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent'],
     [{ HOST_MOUNT_PREFIX: 'hostfs' }, 'HOST_MOUNT_PREFIX: must be an absolute path such as /hostfs'],
     [{ HOST_MOUNT_PREFIX: '/hostfs/' }, 'HOST_MOUNT_PREFIX: must be an absolute path such as /hostfs'],

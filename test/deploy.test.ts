@@ -17,6 +17,8 @@ it('ships a systemd unit that systemd-analyze accepts without a warning', async 
   expect(unit).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/hostpulse\/dist\/cli\/main\.js agent$/m);
   expect(unit).toMatch(/^EnvironmentFile=\/etc\/hostpulse\/agent\.env$/m);
   expect(unit).toMatch(/^DynamicUser=yes$/m);
+  // The agent's outbox must outlive restarts: systemd gives it a persistent, private state folder.
+  expect(unit).toMatch(/^StateDirectory=hostpulse$/m);
 });
 
 it('starts the launchd daemon and the Windows task with the same settings file', () => {

@@ -105,7 +105,7 @@ function schemaProblems(topic: string, config: Config): string[] {
         if (config['state_class'] !== undefined && !allowed.stateClasses.includes(config['state_class'] as string)) problem(`state_class ${String(config['state_class'])} not allowed for ${String(dc)}`);
       }
     }
-    if (config['state_class'] !== 'measurement') problem('state_class must be measurement');
+    if (!ALL_STATE_CLASSES.includes(config['state_class'] as string)) problem(`state_class must be one of ${ALL_STATE_CLASSES.join(', ')}`);
     if ('suggested_display_precision' in config && !isNonNegativeInt(config['suggested_display_precision'])) problem('suggested_display_precision must be a whole number ≥ 0');
     if (unit !== undefined && !isString(unit)) problem('unit_of_measurement must be a non-empty string');
   } else if (dc !== undefined && !BINARY_CLASSES.includes(dc as string)) problem(`device_class ${String(dc)} is not a binary_sensor class`);
@@ -379,19 +379,21 @@ describe('discovery settings and reconnects', () => {
     const discovery: Discovery = new Discovery(ctx, mqtt, logger, { settleMs: 300, birthDelayMaxMs: 0, vanishRounds: 3 });
     const sampler = new Sampler([{ name: 'fake', templates: ['cpu_usage'], collect: () => Promise.resolve([{ metric: 'cpu_usage', value: 5 }]) }], logger, { timeoutMs: 1000 });
     let offset = 0;
-    const agentLoop = new Agent({ host: 'ha-sleeper', intervalMs: 1000, maxPending: 100 }, sampler, mqtt, logger, () => Date.now() + offset, {
+    const agentLoop = new Agent({ host: 'ha-sleeper', intervalMs: 1000 }, sampler, mqtt, logger, () => Date.now() + offset, {
       beforeSend: (metrics) => discovery.observe(metrics),
       onResume: () => discovery.announce('resumed from sleep'),
     });
     await mqtt.waitConnected(5000);
     discovery.start();
     agentLoop.start();
-    await waitFor('both configs', () => (configsOf('ha-sleeper').length >= 2 ? true : undefined));
+    const once = ['agent_dropped', 'agent_queue', 'cpu_usage', 'online'];
+    await waitFor('every config', () => (configsOf('ha-sleeper').length >= once.length ? true : undefined));
     await rounds('ha-sleeper', 2);
-    expect(configsOf('ha-sleeper')).toHaveLength(2); // the online sensor and cpu_usage, once
+    // The online sensor, cpu_usage and the agent's own backlog and drops, once.
+    expect(configsOf('ha-sleeper').map((m) => m.topic.split('/')[3]).sort()).toEqual(once);
     offset = 10 * 60_000; // ten minutes asleep
-    await waitFor('configs announced again', () => (configsOf('ha-sleeper').length >= 4 ? true : undefined), 5000);
-    expect(configsOf('ha-sleeper').map((m) => m.topic.split('/')[3]).sort()).toEqual(['cpu_usage', 'cpu_usage', 'online', 'online']);
+    await waitFor('configs announced again', () => (configsOf('ha-sleeper').length >= 2 * once.length ? true : undefined), 5000);
+    expect(configsOf('ha-sleeper').map((m) => m.topic.split('/')[3]).sort()).toEqual(once.flatMap((m) => [m, m]));
     discovery.stop();
     await agentLoop.stop(1000);
   });

@@ -175,7 +175,7 @@ describe('agent → Mosquitto → bridge → InfluxDB', () => {
     });
     expect(last.at(-1)?.payload).toBe('offline');
     const stopped = agent.logs().find((l) => l.msg === 'agent stopped');
-    expect(stopped).toMatchObject({ failed: 0, dropped: 0, pending: 0 });
+    expect(stopped).toMatchObject({ queued: 0, dropped: 0 });
     expect(await storedExactly(host, stopped?.['published'] as number)).toEqual([]);
 
     // Killed without a word: the broker publishes the agent's last will.

@@ -100,7 +100,7 @@ for (const spec of Object.values(catalog) as MetricSpec[]) {
 KNOWN_FIELDS.set(availabilityStorage.measurement, new Set([availabilityStorage.field]));
 KNOWN_FIELDS.set(
   pipelineStorage.measurement,
-  new Set(['received', 'written', 'rejected', 'db_rejected', 'retries', 'buffered', 'lost', 'availability', ...REJECT_REASONS.map((r) => `rejected_${r}`)]),
+  new Set(['received', 'written', 'rejected', 'db_rejected', 'retries', 'buffered', 'lost', 'dropped', 'missing', 'availability', ...REJECT_REASONS.map((r) => `rejected_${r}`)]),
 );
 
 interface Reads {

@@ -44,7 +44,7 @@ it('samples on through a broker outage and delivers every round afterwards', asy
 
   expect(await agent.stop('SIGTERM')).toBe(0);
   const stopped = agent.logs().find((l) => l.msg === 'agent stopped');
-  expect(stopped).toMatchObject({ failed: 0, dropped: 0, pending: 0 });
+  expect(stopped).toMatchObject({ queued: 0, dropped: 0 });
   const rounds = stopped?.['rounds'] as number;
   const stored = await waitFor('every round stored', async () => {
     const ts = await roundsStored(host);

@@ -45,7 +45,7 @@ ${httpConfig.map((l) => `  ${l}`).join('\n')}
 `,
   );
   const url = `http://127.0.0.1:${http}`;
-  const server = await startServer('influxd', 'influxd', ['-config', conf], dir, async () => (await fetch(`${url}/ping`)).status === 204);
+  const server = await launchInfluxd(dir, url);
   const query = async (q: string, db?: string): Promise<InfluxResult> => {
     const params = new URLSearchParams({ q, epoch: 'ms', ...(db ? { db } : {}) });
     const res = await fetch(`${url}/query`, { method: 'POST', body: params });
@@ -56,4 +56,14 @@ ${httpConfig.map((l) => `  ${l}`).join('\n')}
   };
   for (const db of databases) await query(`CREATE DATABASE "${db}"`);
   return { ...server, url, query };
+}
+
+function launchInfluxd(dir: string, url: string): Promise<Server> {
+  return startServer('influxd', 'influxd', ['-config', join(dir, 'influxdb.conf')], dir, async () => (await fetch(`${url}/ping`)).status === 204);
+}
+
+/** Starts a stopped (or crashed) InfluxDB again on the same data directory and ports. */
+export async function restartInfluxDB(influx: InfluxDB): Promise<InfluxDB> {
+  if (influx.child.exitCode === null && influx.child.signalCode === null) throw new Error('InfluxDB is still running');
+  return { ...(await launchInfluxd(influx.dir, influx.url)), url: influx.url, query: influx.query };
 }

@@ -1,0 +1,68 @@
+/**
+ * A FIFO of text lines that entries leave only once they were delivered: peek the oldest, deliver
+ * them, then remove that many. The disk queue (common/disk-queue.ts) survives a crash; this one
+ * lives in memory. Both are bounded in bytes and drop their oldest entries beyond the bound,
+ * counting them.
+ */
+
+export interface LineQueue {
+  /** Survives a crash of the process (entries left in it are delivered after a restart). */
+  readonly durable: boolean;
+  readonly length: number;
+  /** Entries the size bound forced out. */
+  readonly dropped: number;
+  /** Bytes of the entries held. */
+  readonly bytes: number;
+  append(line: string): void;
+  /** The oldest `max` entries, left in the queue. */
+  peek(max: number): readonly string[];
+  /** Removes the oldest `count` entries, once delivered. */
+  remove(count: number): void;
+  /** Releases what the queue holds open (files, timers). */
+  close(): void;
+}
+
+export class MemoryLineQueue implements LineQueue {
+  readonly durable = false;
+  dropped = 0;
+  bytes = 0;
+  private items: string[] = [];
+  private head = 0;
+
+  constructor(private readonly maxBytes = Number.POSITIVE_INFINITY) {}
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  append(line: string): void {
+    this.items.push(line);
+    this.bytes += Buffer.byteLength(line) + 1;
+    while (this.bytes > this.maxBytes && this.length > 1) {
+      this.bytes -= Buffer.byteLength(this.items[this.head] as string) + 1;
+      this.head++;
+      this.dropped++;
+    }
+    this.compact();
+  }
+
+  peek(max: number): readonly string[] {
+    return this.items.slice(this.head, this.head + max);
+  }
+
+  remove(count: number): void {
+    const n = Math.min(count, this.length);
+    for (let i = this.head; i < this.head + n; i++) this.bytes -= Buffer.byteLength(this.items[i] as string) + 1;
+    this.head += n;
+    this.compact();
+  }
+
+  close(): void {}
+
+  private compact(): void {
+    if (this.head > 4096 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+  }
+}

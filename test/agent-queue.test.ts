@@ -1,0 +1,178 @@
+/**
+ * The agent's outbox, with a ledger: every round an agent logged as queued must reach InfluxDB with
+ * its own sample time, through a broker outage, a clean restart and a SIGKILL of the agent. The
+ * outbox itself on a real Mosquitto: bounded by size and by age, the drops counted.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Outbox } from '../agent/outbox.js';
+import { DiskQueue } from '../common/disk-queue.js';
+import { MqttConnection } from '../common/mqtt.js';
+import { runCli, stopAllCli, type Running } from './harness/cli.js';
+import { startInfluxDB, type InfluxDB } from './harness/influxdb.js';
+import { captureLogger } from './harness/logs.js';
+import { startMosquitto, type Mosquitto } from './harness/mosquitto.js';
+import { capture, waitFor } from './harness/mqtt.js';
+import { freePort } from './harness/process.js';
+
+const LAPTOP = new URL('./fixtures/machines/linux-laptop.json', import.meta.url).pathname;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let broker: Mosquitto;
+let influx: InfluxDB;
+
+beforeAll(async () => {
+  [broker, influx] = await Promise.all([startMosquitto({ persistent: true, config: ['allow_anonymous true', 'max_queued_messages 0'] }), startInfluxDB(['hp'])]);
+});
+afterAll(async () => {
+  await stopAllCli();
+  await Promise.all([broker?.stop(), influx?.stop()]);
+});
+
+/** The sample time of every round stored for `host` (one `uptime` point per round). */
+async function roundsStored(host: string): Promise<number[]> {
+  const r = await influx.query(`SELECT "uptime" FROM "system" WHERE "host" = '${host}'`, 'hp');
+  return (r.series[0]?.values ?? []).map((v) => v[0] as number);
+}
+
+/** The rounds an agent logged as queued (each is on disk once logged). */
+function roundsQueued(agent: Running): number[] {
+  return agent.logs().filter((l) => l.msg === 'round sampled').map((l) => l['ts'] as number);
+}
+
+async function metric(port: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return Number(line?.split(' ').pop());
+}
+
+describe('agent outbox on real servers', () => {
+  it('delivers every round taken while the broker was down, across a restart and a SIGKILL, each with its own time', async () => {
+    const host = 'queue-pc';
+    const queueDir = mkdtempSync(join(tmpdir(), 'hostpulse-agent-queue-'));
+    const bridge = runCli(['bridge'], { MQTT_URL: broker.url, INFLUX_API: '1', INFLUX_URL: influx.url, INFLUX_DATABASE: 'hp', FLUSH_INTERVAL: '100ms' });
+    await bridge.waitForLog((l) => l.msg === 'subscribed');
+    const env = { MQTT_URL: broker.url, SENSORS_HOST: host, SAMPLE_INTERVAL: '1s', QUEUE_DIR: queueDir, LOG_LEVEL: 'debug', HA_DISCOVERY: 'false' };
+    const first = runCli(['agent', '--replay', LAPTOP], env);
+    await waitFor('two rounds stored', async () => ((await roundsStored(host)).length >= 2 ? true : undefined));
+
+    await broker.halt();
+    const downAt = Date.now();
+    await first.waitForLog((l) => l.msg === 'broker unreachable, retrying');
+    await sleep(3000);
+    expect(await first.stop('SIGTERM')).toBe(0);
+    const stopped = first.logs().find((l) => l.msg === 'agent stopped');
+    expect(stopped).toMatchObject({ durable: true, dropped: 0 });
+    expect(stopped?.['queued']).toBeGreaterThan(0);
+
+    // A second agent finds the backlog, adds to it, and is killed without a chance to save anything.
+    const second = runCli(['agent', '--replay', LAPTOP], env);
+    const replay = await second.waitForLog((l) => l.msg === 'delivering the samples queued by the last run');
+    expect(replay['samples']).toBe(stopped?.['queued']);
+    await waitFor('two rounds queued by the second agent', () => (roundsQueued(second).length >= 2 ? true : undefined));
+    expect(await second.stop('SIGKILL')).toBe(null);
+
+    const httpPort = await freePort();
+    const third = runCli(['agent', '--replay', LAPTOP], { ...env, HTTP_PORT: String(httpPort) });
+    await waitFor('the third agent queues', () => (roundsQueued(third).length >= 2 ? true : undefined));
+    const backlog = await metric(httpPort, 'hostpulse_agent_queue_samples');
+    expect(backlog).toBeGreaterThan(0);
+    expect(await metric(httpPort, 'hostpulse_agent_broker_connected')).toBe(0);
+    expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(503);
+
+    broker = await broker.start();
+    const upAt = Date.now();
+    await third.waitForLog((l) => l.msg === 'broker connection restored', 40_000);
+    await waitFor('the backlog delivered', async () => ((await metric(httpPort, 'hostpulse_agent_queue_samples')) === 0 ? true : undefined), 30_000);
+    expect(await metric(httpPort, 'hostpulse_agent_published_total')).toBeGreaterThanOrEqual(backlog);
+    expect(await metric(httpPort, 'hostpulse_agent_dropped_total')).toBe(0);
+    expect(await third.stop('SIGTERM')).toBe(0);
+    expect(third.logs().find((l) => l.msg === 'agent stopped')).toMatchObject({ queued: 0, dropped: 0 });
+
+    // The ledger: every round any of the three agents queued is stored, with the time it was taken.
+    const queued = [first, second, third].flatMap(roundsQueued).sort((a, b) => a - b);
+    const stored = await waitFor('every queued round stored', async () => {
+      const ts = await roundsStored(host);
+      return ts.length >= queued.length ? ts : undefined;
+    });
+    expect(stored).toEqual(queued);
+    expect(stored.filter((ts) => ts > downAt && ts < upAt).length).toBeGreaterThanOrEqual(6);
+    // The agent's own backlog reached InfluxDB too: it grew during the outage.
+    const backlogSeen = await influx.query(`SELECT max("queued") FROM "hostpulse_agent" WHERE "host" = '${host}'`, 'hp');
+    expect(backlogSeen.series[0]?.values[0]?.[1]).toBeGreaterThan(0);
+    expect(await bridge.stop()).toBe(0);
+  }, 120_000);
+
+  it('refuses a queue directory another running agent uses, naming QUEUE_DIR', async () => {
+    const queueDir = mkdtempSync(join(tmpdir(), 'hostpulse-agent-queue-'));
+    const env = { MQTT_URL: broker.url, SENSORS_HOST: 'twin-pc', SAMPLE_INTERVAL: '1s', QUEUE_DIR: queueDir, HA_DISCOVERY: 'false' };
+    const one = runCli(['agent', '--replay', LAPTOP], env);
+    await one.waitForLog((l) => l.msg === 'agent starting');
+    const two = runCli(['agent', '--replay', LAPTOP], env);
+    expect(await two.exited).toBe(1);
+    expect(two.stderr()).toMatch(/^hostpulse agent: cannot start \(QUEUE_DIR\): queue directory .* is in use by process \d+$/m);
+    expect(await one.stop()).toBe(0);
+  });
+});
+
+describe('outbox bounds', () => {
+  /** A round of 100 samples of about 100 bytes each, numbered from `index * 100`. */
+  const round = (host: string, index: number): { topic: string; payload: string }[] =>
+    Array.from({ length: 100 }, (_, i) => ({ topic: `sensors/${host}/cpu_usage`, payload: JSON.stringify({ value: i, ts: index, unit: '%', seq: index * 100 + i, pad: 'x'.repeat(40) }) }));
+  const seqs = (messages: readonly { payload: string }[]): number[] => messages.map((m) => (JSON.parse(m.payload) as { seq: number }).seq);
+
+  /** An outbox on a real broker connection, filled while not yet started (as while the broker is away). */
+  async function outboxFor(name: string, maxBytes: number, maxAgeMs: number, now: () => number = Date.now) {
+    const { logger, lines } = captureLogger(name);
+    const queue = new DiskQueue(mkdtempSync(join(tmpdir(), 'hostpulse-outbox-')), { segmentBytes: maxBytes / 8, maxBytes, fsyncMs: 1000 });
+    const mqtt = new MqttConnection({ url: broker.url, clientId: name, clean: true, reconnect: true }, logger);
+    await mqtt.waitConnected(5000);
+    const seen = await capture(broker.url, `sensors/${name}/#`);
+    const outbox = new Outbox(queue, mqtt, logger, { maxAgeMs, window: 500 }, now);
+    const close = async (): Promise<void> => {
+      await outbox.stop(1000);
+      await Promise.all([mqtt.close(), seen.close()]);
+    };
+    return { outbox, queue, lines, seen, close };
+  }
+
+  it('drops the oldest samples beyond MAX_QUEUE_BYTES, counts them, and delivers the rest in order', async () => {
+    const { outbox, queue, lines, seen, close } = await outboxFor('bounded-pc', 1024 * 1024, 3_600_000);
+    const now = Date.now();
+    // 200 rounds of ~14 KiB: about 2.7 MiB into a 1 MiB bound.
+    for (let n = 0; n < 200; n++) outbox.put(round('bounded-pc', n), now - 200_000 + n * 1000);
+    const dropped = outbox.droppedByReason().queue_full;
+    expect(dropped).toBeGreaterThan(100 * 100);
+    expect(outbox.length + dropped).toBe(200 * 100);
+    expect(queue.bytes).toBeLessThanOrEqual(1024 * 1024);
+    // Logged once, not once per round.
+    expect(lines.filter((l) => l.msg === 'queue full (MAX_QUEUE_BYTES): oldest samples dropped')).toHaveLength(1);
+
+    outbox.start();
+    await waitFor('the kept samples delivered', () => (outbox.length === 0 ? true : undefined), 30_000);
+    await waitFor('all received', () => (seen.messages.length >= 200 * 100 - dropped ? true : undefined));
+    // The newest samples survive, the oldest went first, and order is kept.
+    expect(seqs(seen.messages)).toEqual(Array.from({ length: 200 * 100 - dropped }, (_, i) => dropped + i));
+    expect(outbox.counts.published).toBe(200 * 100 - dropped);
+    await close();
+  }, 60_000);
+
+  it('drops samples older than MAX_QUEUE_AGE instead of delivering them, and counts them', async () => {
+    let clock = Date.now();
+    const { outbox, lines, seen, close } = await outboxFor('aging-pc', 8 * 1024 * 1024, 60_000, () => clock);
+    const t0 = clock;
+    outbox.put(round('aging-pc', 0), t0);
+    outbox.put(round('aging-pc', 1), t0 + 30_000);
+    clock = t0 + 75_000; // the broker is back 75 s later: the first round is too old, the second is not
+    outbox.start();
+    await waitFor('the queue emptied', () => (outbox.length === 0 ? true : undefined), 30_000);
+    await waitFor('the fresh round received', () => (seen.messages.length >= 100 ? true : undefined));
+    await sleep(300);
+    expect(seqs(seen.messages)).toEqual(Array.from({ length: 100 }, (_, i) => 100 + i));
+    expect(outbox.droppedByReason()).toEqual({ queue_full: 0, expired: 100, corrupt: 0 });
+    expect(lines.filter((l) => l.msg === 'samples older than MAX_QUEUE_AGE dropped')).toHaveLength(1);
+    await close();
+  }, 60_000);
+});
