@@ -47,10 +47,14 @@ it('waits for an unreachable database, then for an unreachable broker, then stor
   expect(run.code, run.stderr).toBe(0);
   const rows = await waitFor('stored data', async () => (await influx!.query(`SELECT "usage" FROM "cpu" WHERE "host" = 'late-pc'`, 'late')).series[0]?.values);
   expect(rows).toHaveLength(1);
-  // The counters in Prometheus' text format.
-  const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  // The counters in Prometheus' text format, once the whole round is written (it may take more than one batch).
+  const read = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+  const metrics = await waitFor('the round written', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    return read(text, 'hostpulse_bridge_written_total') >= 10 ? text : undefined;
+  });
   for (const line of metrics.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"]*"\})? -?[0-9.e+]+)$/);
-  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+  const value = (name: string): number => read(metrics, name);
   expect(value('hostpulse_bridge_received_total')).toBeGreaterThanOrEqual(10);
   expect(value('hostpulse_bridge_written_total')).toBeGreaterThanOrEqual(10);
   expect(value('hostpulse_bridge_broker_connected')).toBe(1);
