@@ -12,7 +12,7 @@ import { backoffDelay, sleep } from '../common/backoff.js';
 import type { Logger } from '../common/logger.js';
 import { MqttConnection, type MqttSettings } from '../common/mqtt.js';
 import { ThrottledLog } from '../common/throttle.js';
-import { SUBSCRIPTION, decodeMessage, type RejectReason } from '../protocol/index.js';
+import { SUBSCRIPTION, decodeMessage, sharedSubscription, type RejectReason } from '../protocol/index.js';
 import { SequenceGaps } from './gaps.js';
 import { Limits, type LimitOptions } from './limits.js';
 import type { LiveState } from './live.js';
@@ -31,6 +31,8 @@ export interface BridgeOptions {
   readonly maxFutureMs: number;
   readonly statsIntervalMs: number;
   readonly limits: LimitOptions;
+  /** Share the stream with the other bridges of this group (MQTT shared subscription). */
+  readonly shareGroup?: string | undefined;
 }
 
 const CHECK_BACKOFF = { baseMs: 1000, maxMs: 30_000 } as const;
@@ -40,7 +42,9 @@ export class Bridge {
   private readonly writer: Writer | undefined;
   private readonly rejections: ThrottledLog;
   private readonly limits: Limits;
-  private readonly gaps: SequenceGaps;
+  /** Off with a shared subscription: each bridge sees only part of every host's numbers. */
+  private readonly gaps: SequenceGaps | undefined;
+  private readonly subscription: string;
   private mqtt: MqttConnection | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private readonly stopping = new AbortController();
@@ -60,7 +64,8 @@ export class Bridge {
     this.writer = sink ? new Writer(sink, options, this.stats, logger.child({ component: 'writer' }), queue) : undefined;
     this.rejections = new ThrottledLog(logger, 60_000);
     this.limits = new Limits(options.limits, now);
-    this.gaps = new SequenceGaps(options.limits.maxHosts);
+    this.gaps = options.shareGroup === undefined ? new SequenceGaps(options.limits.maxHosts) : undefined;
+    this.subscription = options.shareGroup === undefined ? SUBSCRIPTION : sharedSubscription(options.shareGroup);
   }
 
   /**
@@ -81,9 +86,9 @@ export class Bridge {
     );
     mqtt.onConnect((sessionPresent) => {
       if (sessionPresent) return;
-      mqtt.subscribe(SUBSCRIPTION, 1).then(
-        () => this.logger.info({ topic: SUBSCRIPTION }, 'subscribed'),
-        (error: unknown) => this.logger.error({ err: error, topic: SUBSCRIPTION }, 'subscription failed'),
+      mqtt.subscribe(this.subscription, 1).then(
+        () => this.logger.info({ topic: this.subscription }, 'subscribed'),
+        (error: unknown) => this.logger.error({ err: error, topic: this.subscription }, 'subscription failed'),
       );
     });
     this.mqtt = mqtt;
@@ -160,7 +165,7 @@ export class Bridge {
   }
 
   private observeSeq(host: string, seq: number): void {
-    const missing = this.gaps.observe(host, seq);
+    const missing = this.gaps?.observe(host, seq) ?? 0;
     if (missing === 0) return;
     this.stats.missing += missing;
     this.rejections.warn(`gap:${host}`, { host, missing, seq }, 'samples missing: a gap in the agent\'s sequence numbers (lost at the broker, or dropped by the agent)');

@@ -15,6 +15,8 @@ const makeBridgeSchema = (influxRequired: boolean) =>
   ...mqttTlsFields,
   /** Fixed, so the broker keeps the bridge's session and queues messages while it is away. */
   MQTT_CLIENT_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"').default('hostpulse-bridge'),
+  /** Several bridges with the same group (and distinct MQTT_CLIENT_IDs) share the stream: MQTT shared subscription. */
+  MQTT_SHARE_GROUP: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"').optional(),
   INFLUX_API: oneOf(['2', '1'], '2'),
   INFLUX_URL: influxRequired ? url(['http', 'https']) : url(['http', 'https']).optional(),
   INFLUX_TOKEN: z.string().optional(),
@@ -58,6 +60,8 @@ export interface BridgeConfig {
     readonly clientId: string;
     readonly tls?: TlsFiles | undefined;
   };
+  /** MQTT shared-subscription group, when several bridges share the stream. */
+  readonly shareGroup: string | undefined;
   readonly influx: SinkSettings | undefined;
   readonly batchSize: number;
   readonly flushIntervalMs: number;
@@ -110,6 +114,7 @@ export function loadBridgeConfig(env: Env, { influxRequired = true } = {}): Conf
     ok: true,
     config: Object.freeze({
       mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD, clientId: c.MQTT_CLIENT_ID, ...mqttTls(c) },
+      shareGroup: c.MQTT_SHARE_GROUP,
       influx,
       batchSize: c.BATCH_SIZE,
       flushIntervalMs: c.FLUSH_INTERVAL,

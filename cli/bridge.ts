@@ -29,6 +29,8 @@ Environment (MQTT):
   MQTT_CERT_FILE     client certificate (PEM), with MQTT_KEY_FILE, for brokers that require one
   MQTT_KEY_FILE      its private key (PEM, not encrypted)
   MQTT_CLIENT_ID     fixed client id of the persistent session (default hostpulse-bridge)
+  MQTT_SHARE_GROUP   share the stream with the other bridges of this group (MQTT shared
+                     subscription $share/<group>/…); each bridge needs its own MQTT_CLIENT_ID
 
 Environment (InfluxDB 2.x, 3.x, Cloud, 1.8+: the v2 write API, the default):
   INFLUX_URL         e.g. http://localhost:8086 (required)

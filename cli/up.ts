@@ -98,16 +98,18 @@ export async function runUp(args: readonly string[]): Promise<number> {
       : []),
     ...tlsListenerProblems(c),
   ]);
-  // The broker's own clients connect over loopback TCP; the client TLS variables have no use here.
-  const clientTls = MQTT_TLS_VARIABLES.filter((k) => env[k]).map(
+  // Variables of the bridge and agent that have no use here: their clients connect over loopback TCP.
+  const unusedHere = MQTT_TLS_VARIABLES.filter((k) => env[k]).map(
     (k) => `${k}: not used by hostpulse up (its bridge and agent connect over loopback); for TLS clients set MQTT_TLS_CERT_FILE and MQTT_TLS_KEY_FILE`,
   );
-  const internalEnv = { ...env, ...Object.fromEntries(MQTT_TLS_VARIABLES.map((k) => [k, undefined])) };
+  // One bridge, on its own broker: nothing to share the stream with.
+  if (env['MQTT_SHARE_GROUP']) unusedHere.push('MQTT_SHARE_GROUP: not used by hostpulse up (one bridge on its own broker); run several `hostpulse bridge` against Mosquitto to share the stream');
+  const internalEnv = { ...env, MQTT_SHARE_GROUP: undefined, ...Object.fromEntries(MQTT_TLS_VARIABLES.map((k) => [k, undefined])) };
   const brokerHost = own.ok ? (own.config.MQTT_BIND === '0.0.0.0' ? '127.0.0.1' : own.config.MQTT_BIND) : '127.0.0.1';
   const mqttUrl = `mqtt://${brokerHost}:${own.ok ? own.config.MQTT_PORT : 1883}`;
   const bridgeResult = loadBridgeConfig({ ...internalEnv, MQTT_URL: mqttUrl }, { influxRequired: false });
   const agentResult = loadAgentConfig({ ...internalEnv, MQTT_URL: mqttUrl, HTTP_PORT: '0', QUEUE_DIR: 'off' });
-  const errors = [...new Set([...(own.ok ? [] : own.errors), ...clientTls, ...(bridgeResult.ok ? [] : bridgeResult.errors), ...(agentResult.ok ? [] : agentResult.errors)])];
+  const errors = [...new Set([...(own.ok ? [] : own.errors), ...unusedHere, ...(bridgeResult.ok ? [] : bridgeResult.errors), ...(agentResult.ok ? [] : agentResult.errors)])];
   const config = configOrReport('up', errors.length > 0 ? { ok: false, errors } : own);
   if (!config || !bridgeResult.ok || !agentResult.ok) return EXIT_USAGE;
   const bridgeConfig = bridgeResult.config;

@@ -120,3 +120,8 @@ export function availabilityTopic(host: string): string {
 
 /** What the bridge subscribes to: every metric and availability topic of every host. */
 export const SUBSCRIPTION = `${TOPIC_ROOT}/+/+`;
+
+/** The same as an MQTT shared subscription: the broker splits the stream among the bridges of `group`. */
+export function sharedSubscription(group: string): string {
+  return `$share/${group}/${SUBSCRIPTION}`;
+}
