@@ -12,6 +12,8 @@ export const agentSchema = z.object({
   MQTT_URL: url(MQTT_PROTOCOLS, 'mqtt://localhost:1883'),
   MQTT_USERNAME: z.string().optional(),
   MQTT_PASSWORD: z.string().optional(),
+  /** How often an idle connection is checked: a dead link is noticed within 1.5 times this. */
+  MQTT_KEEPALIVE: duration('15s', '5s', '10m'),
   ...mqttTlsFields,
   /** The outbox: samples wait here (on disk) until the broker acknowledged them; `off` keeps them in memory. */
   QUEUE_DIR: z.string().optional(),
@@ -37,7 +39,13 @@ export type AgentEnv = z.output<typeof agentSchema>;
 export interface AgentConfig {
   readonly host: string;
   readonly intervalMs: number;
-  readonly mqtt: { readonly url: string; readonly username?: string | undefined; readonly password?: string | undefined; readonly tls?: TlsFiles | undefined };
+  readonly mqtt: {
+    readonly url: string;
+    readonly username?: string | undefined;
+    readonly password?: string | undefined;
+    readonly keepaliveSeconds?: number | undefined;
+    readonly tls?: TlsFiles | undefined;
+  };
   /** Where samples wait for the broker: a directory, or undefined for memory (QUEUE_DIR=off). */
   readonly queue: { readonly dir: string | undefined; readonly maxBytes: number; readonly maxAgeMs: number };
   readonly hostMountPrefix?: string | undefined;
@@ -69,7 +77,7 @@ export function loadAgentConfig(env: Env, osHostname: string = hostname()): Conf
     config: Object.freeze({
       host,
       intervalMs: c.SAMPLE_INTERVAL,
-      mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD, ...mqttTls(c) },
+      mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD, keepaliveSeconds: c.MQTT_KEEPALIVE / 1000, ...mqttTls(c) },
       queue: { dir: c.QUEUE_DIR === 'off' ? undefined : (c.QUEUE_DIR ?? defaultStateDir(env, `agent-${host}`)), maxBytes: c.MAX_QUEUE_BYTES, maxAgeMs: c.MAX_QUEUE_AGE },
       hostMountPrefix: c.HOST_MOUNT_PREFIX,
       http: { host: c.HTTP_HOST, port: c.HTTP_PORT },

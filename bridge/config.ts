@@ -12,6 +12,8 @@ const makeBridgeSchema = (influxRequired: boolean) =>
   MQTT_URL: url(MQTT_PROTOCOLS, 'mqtt://localhost:1883'),
   MQTT_USERNAME: z.string().optional(),
   MQTT_PASSWORD: z.string().optional(),
+  /** How often an idle connection is checked: a dead link is noticed within 1.5 times this. */
+  MQTT_KEEPALIVE: duration('15s', '5s', '10m'),
   ...mqttTlsFields,
   /** Fixed, so the broker keeps the bridge's session and queues messages while it is away. */
   MQTT_CLIENT_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"').default('hostpulse-bridge'),
@@ -58,6 +60,7 @@ export interface BridgeConfig {
     readonly username?: string | undefined;
     readonly password?: string | undefined;
     readonly clientId: string;
+    readonly keepaliveSeconds?: number | undefined;
     readonly tls?: TlsFiles | undefined;
   };
   /** MQTT shared-subscription group, when several bridges share the stream. */
@@ -113,7 +116,7 @@ export function loadBridgeConfig(env: Env, { influxRequired = true } = {}): Conf
   return {
     ok: true,
     config: Object.freeze({
-      mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD, clientId: c.MQTT_CLIENT_ID, ...mqttTls(c) },
+      mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD, clientId: c.MQTT_CLIENT_ID, keepaliveSeconds: c.MQTT_KEEPALIVE / 1000, ...mqttTls(c) },
       shareGroup: c.MQTT_SHARE_GROUP,
       influx,
       batchSize: c.BATCH_SIZE,

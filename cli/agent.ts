@@ -37,6 +37,8 @@ Environment:
   MQTT_URL         broker, mqtt:// mqtts:// ws:// or wss:// (default mqtt://localhost:1883)
   MQTT_USERNAME    broker login (optional)
   MQTT_PASSWORD    broker password (optional)
+  MQTT_KEEPALIVE   how often an idle connection is checked; a dead link is noticed within
+                   1.5 times this (default 15s)
   MQTT_CA_FILE     PEM file of the CA(s) to trust for mqtts:// and wss:// (default: the system's)
   MQTT_CERT_FILE   client certificate (PEM), with MQTT_KEY_FILE, for brokers that require one
   MQTT_KEY_FILE    its private key (PEM, not encrypted)
@@ -89,6 +91,10 @@ export async function runAgent(args: readonly string[]): Promise<number> {
   // With --print and --record, stdout carries data: logs go to stderr.
   const toStderr = flags['print'] !== undefined || flags['record'] !== undefined;
   const logger = createLogger({ name: 'agent', level: config.logLevel, fd: toStderr ? 2 : 1 });
+  if (config.mqtt.username !== undefined && config.mqtt.username !== config.host) {
+    // The shipped broker lets a login write only under sensors/<login>/: Mosquitto then drops the connection at every sample.
+    logger.warn({ host: config.host, username: config.mqtt.username }, 'MQTT_USERNAME differs from the host name: a broker with hostpulse\'s access rules (sensors/<login>/#) refuses these samples');
+  }
 
   let probe: Probe;
   try {

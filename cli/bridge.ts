@@ -25,6 +25,8 @@ Environment (MQTT):
   MQTT_URL           broker, mqtt:// mqtts:// ws:// or wss:// (default mqtt://localhost:1883)
   MQTT_USERNAME      broker login (optional)
   MQTT_PASSWORD      broker password (optional)
+  MQTT_KEEPALIVE     how often an idle connection is checked; a dead link is noticed within
+                     1.5 times this (default 15s)
   MQTT_CA_FILE       PEM file of the CA(s) to trust for mqtts:// and wss:// (default: the system's)
   MQTT_CERT_FILE     client certificate (PEM), with MQTT_KEY_FILE, for brokers that require one
   MQTT_KEY_FILE      its private key (PEM, not encrypted)

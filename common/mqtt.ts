@@ -138,7 +138,9 @@ export class MqttConnection {
     this.client.on('error', (error) => {
       this.lastError = error;
     });
-    this.client.on('close', () => {
+    // Before MQTT.js's own close listener, which schedules the reconnect with the period set here:
+    // otherwise the first retry after a drop comes after exactly 1 s for every client, in step.
+    this.client.prependListener('close', () => {
       if (!settings.reconnect || this.client.disconnecting) return;
       this.attempts++;
       const delay = backoffDelay(this.attempts, BACKOFF);

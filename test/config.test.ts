@@ -33,7 +33,7 @@ describe('agent configuration', () => {
       config: {
         host: 'office-pc-local',
         intervalMs: 10_000,
-        mqtt: { url: 'mqtt://localhost:1883', username: undefined, password: undefined },
+        mqtt: { url: 'mqtt://localhost:1883', username: undefined, password: undefined, keepaliveSeconds: 15 },
         queue: { dir: join(homedir(), '.local', 'state', 'hostpulse', 'agent-office-pc-local'), maxBytes: 100 * 1024 * 1024, maxAgeMs: 7 * 86_400_000 },
         hostMountPrefix: undefined,
         http: { host: '127.0.0.1', port: 0 },
@@ -51,6 +51,7 @@ describe('agent configuration', () => {
         MQTT_URL: 'mqtts://broker:8883',
         MQTT_USERNAME: 'pc-7',
         MQTT_PASSWORD: 'pw',
+        MQTT_KEEPALIVE: '1m',
         QUEUE_DIR: '/var/lib/hostpulse/agent',
         MAX_QUEUE_BYTES: '2097152',
         MAX_QUEUE_AGE: '36h',
@@ -68,7 +69,7 @@ describe('agent configuration', () => {
       config: {
         host: 'pc-7',
         intervalMs: 2000,
-        mqtt: { url: 'mqtts://broker:8883', username: 'pc-7', password: 'pw' },
+        mqtt: { url: 'mqtts://broker:8883', username: 'pc-7', password: 'pw', keepaliveSeconds: 60 },
         queue: { dir: '/var/lib/hostpulse/agent', maxBytes: 2 * 1024 * 1024, maxAgeMs: 36 * 3_600_000 },
         hostMountPrefix: '/hostfs',
         http: { host: '0.0.0.0', port: 9101 },
@@ -176,6 +177,15 @@ describe('the CLI at start', () => {
       'SAMPLE_INTERVAL: must be between 1s and 24h (got "0s")',
       'MQTT_URL: must start with mqtt:// or mqtts:// or ws:// or wss:// (got "http://broker")',
     ]);
+  });
+
+  it('warns when the login is not the host name, which hostpulse\'s broker rules would refuse', async () => {
+    const run = await execCli(['agent', '--print', '--host', 'pc-1'], { MQTT_USERNAME: 'pc-2', MQTT_PASSWORD: 'pw' });
+    expect(run.code).toBe(0);
+    const warning = run.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; host?: string; username?: string }).find((l) => l.msg.startsWith('MQTT_USERNAME differs'));
+    expect(warning).toMatchObject({ host: 'pc-1', username: 'pc-2' });
+    const same = await execCli(['agent', '--print', '--host', 'pc-1'], { MQTT_USERNAME: 'pc-1', MQTT_PASSWORD: 'pw' });
+    expect(same.stderr).not.toContain('MQTT_USERNAME differs');
   });
 
   it('names the host variable when only the host is wrong', async () => {

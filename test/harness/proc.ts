@@ -1,0 +1,71 @@
+/**
+ * What a fault test does to and reads from processes it started, by PID only: freeze, thaw and
+ * crash them, count their TCP sockets and their memory from /proc.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+
+function pidOf(child: ChildProcess): number {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) throw new Error('the process is not running');
+  return child.pid;
+}
+
+/** SIGSTOP: the process stops, its sockets stay open (the kernel still accepts connections). */
+export function freeze(child: ChildProcess): void {
+  process.kill(pidOf(child), 'SIGSTOP');
+}
+
+/** SIGCONT after `freeze`. */
+export function thaw(child: ChildProcess): void {
+  process.kill(pidOf(child), 'SIGCONT');
+}
+
+/** SIGKILL, resolved once the process is gone. */
+export async function crash(child: ChildProcess): Promise<void> {
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  process.kill(pidOf(child), 'SIGKILL');
+  await exited;
+}
+
+export interface TcpSocket {
+  readonly localPort: number;
+  readonly remotePort: number;
+  /** Kernel state, e.g. 01 ESTABLISHED, 06 TIME_WAIT, 0A LISTEN. */
+  readonly state: string;
+}
+
+/** The TCP sockets a process holds open (from /proc/<pid>/fd and /proc/<pid>/net/tcp{,6}). */
+export function tcpSockets(child: ChildProcess): TcpSocket[] {
+  const pid = pidOf(child);
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m?.[1]) inodes.add(m[1]);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const sockets: TcpSocket[] = [];
+  for (const table of ['tcp', 'tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || !inodes.has(f[9] as string)) continue;
+      const port = (address: string | undefined): number => parseInt(address?.split(':')[1] ?? '0', 16);
+      sockets.push({ localPort: port(f[1]), remotePort: port(f[2]), state: f[3] as string });
+    }
+  }
+  return sockets;
+}
+
+/** Resident memory of a process, bytes. */
+export function rssBytes(child: ChildProcess): number {
+  const status = readFileSync(`/proc/${pidOf(child)}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+}

@@ -1,0 +1,27 @@
+/** A Mosquitto and an InfluxDB for one test file: started before its tests, stopped after them, with every CLI process they left running. */
+import { afterAll, beforeAll } from 'vitest';
+import { stopAllCli } from './cli.js';
+import { startInfluxDB, type InfluxDB } from './influxdb.js';
+import { startMosquitto, type Mosquitto } from './mosquitto.js';
+
+export interface Servers {
+  broker: Mosquitto;
+  /** Replace it after a restart (restartInfluxDB), so the new process is the one stopped. */
+  influx: InfluxDB;
+}
+
+/** As the shipped config: anonymous aside, no cap on the messages the broker queues for the bridge. */
+export const UNCAPPED = ['allow_anonymous true', 'max_queued_messages 0'] as const;
+
+export function useServers(databases: readonly string[], options: { brokerConfig?: readonly string[]; cleanup?: () => Promise<unknown> } = {}): Servers {
+  const servers = {} as Servers;
+  beforeAll(async () => {
+    [servers.broker, servers.influx] = await Promise.all([startMosquitto({ config: options.brokerConfig ?? UNCAPPED }), startInfluxDB(databases)]);
+  });
+  afterAll(async () => {
+    await stopAllCli();
+    await options.cleanup?.();
+    await Promise.all([servers.broker?.stop(), servers.influx?.stop()]);
+  });
+  return servers;
+}
