@@ -1,9 +1,15 @@
-/** The real probe: the one place systeminformation is imported. */
+/**
+ * The real probe: the one place systeminformation is imported. On Linux, CPU usage and network
+ * counters come from /proc directly (agent/linux-proc.ts) and uptime from Node: systeminformation
+ * starts processes for them (execSync, blocking) on every round.
+ */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { loadavg, networkInterfaces, uptime } from 'node:os';
 import { join } from 'node:path';
 import si from 'systeminformation';
+import { cpuLoadReader, parseProcNetDev } from './linux-proc.js';
 import { NVIDIA_SMI_FIELDS, type NvidiaSmiOutput, type Probe } from './probe.js';
 
 function nvidiaSmiPath(platform: NodeJS.Platform): string {
@@ -30,16 +36,21 @@ function createNvidiaSmi(platform: NodeJS.Platform): () => Promise<NvidiaSmiOutp
 }
 
 export function createSystemProbe(platform: NodeJS.Platform = process.platform): Probe {
+  const linux = platform === 'linux';
+  const linuxLoad = cpuLoadReader();
   return {
-    currentLoad: () => si.currentLoad(),
+    currentLoad: linux ? linuxLoad : () => si.currentLoad(),
     cpuTemperature: () => si.cpuTemperature(),
     mem: () => si.mem(),
     fsSize: () => si.fsSize(),
-    networkStats: () => si.networkStats('*'),
+    networkStats: linux
+      ? async () => parseProcNetDev(await readFile('/proc/net/dev', 'utf8'), new Set(Object.keys(networkInterfaces())))
+      : () => si.networkStats('*'),
     graphics: () => si.graphics(),
     nvidiaSmi: createNvidiaSmi(platform),
     battery: () => si.battery(),
-    time: () => Promise.resolve(si.time()),
+    // systeminformation's time() takes uptime from Node too, and runs `date` twice and `ls` for the time zone.
+    time: () => Promise.resolve({ uptime: uptime() }),
     // Windows has no load average: Node reports [0, 0, 0] there, which would be a fake 0.
     loadavg: () => Promise.resolve(platform === 'win32' ? null : (loadavg() as [number, number, number])),
     staticInfo: async () => {

@@ -1,0 +1,76 @@
+/**
+ * The Linux probe reads CPU ticks and network counters from /proc itself: systeminformation would
+ * start processes for them (through a shell, with execSync) on every round.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cpuLoadReader, parseProcNetDev, parseProcStat } from '../agent/linux-proc.js';
+import { createSystemProbe } from '../agent/si-probe.js';
+import { CLI } from './harness/cli.js';
+import { tempDir } from './harness/process.js';
+
+const NET_DEV = `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo: 1858590785 7300021    0    0    0     0          0         0 1858590785 7300021    0    0    0     0       0          0
+  ifb0:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+  eth0: 98765432101   81234    0    0    0     0          0         0 12345678901   71234    0    0    0     0       0          0
+wlp2s0:  5000 10 0 0 0 0 0 0 7000 12 0 0 0 0 0 0
+`;
+
+describe('/proc parsers', () => {
+  it('reads byte counters of the interfaces that have an address, and only those', () => {
+    expect(parseProcNetDev(NET_DEV, new Set(['lo', 'eth0', 'wlp2s0']))).toEqual([
+      { iface: 'lo', rx_bytes: 1858590785, tx_bytes: 1858590785 },
+      { iface: 'eth0', rx_bytes: 98765432101, tx_bytes: 12345678901 },
+      { iface: 'wlp2s0', rx_bytes: 5000, tx_bytes: 7000 },
+    ]);
+  });
+
+  it('computes CPU usage between two calls, iowait counted as idle and steal as busy', async () => {
+    expect(parseProcStat('cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n')).toEqual({ busy: 150, total: 1000 });
+    expect(parseProcStat('intr 1 2 3\n')).toBeUndefined();
+    const texts = ['cpu  100 0 50 800 50 0 0 0 0 0\n', 'cpu  160 0 70 900 60 0 0 10 0 0\n'];
+    const read = cpuLoadReader(() => Promise.resolve(texts.shift() ?? ''));
+    expect(await read()).toEqual({ currentLoad: 15 }); // since boot: 150 of 1,000 ticks
+    expect(await read()).toEqual({ currentLoad: 45 }); // then: 90 busy of 200 (steal 10 busy, iowait 10 idle)
+  });
+});
+
+describe('on this Linux machine', () => {
+  it('gives the kernel\'s counters and a usage within 0–100', async () => {
+    const probe = createSystemProbe('linux');
+    const stats = await probe.networkStats();
+    expect(stats.length).toBeGreaterThan(0);
+    for (const s of stats) {
+      const rx = Number(await readFile(`/sys/class/net/${s.iface}/statistics/rx_bytes`, 'utf8'));
+      expect(rx).toBeGreaterThanOrEqual(s.rx_bytes);
+      expect(rx - s.rx_bytes).toBeLessThan(1e9);
+    }
+    await probe.currentLoad();
+    await new Promise((r) => setTimeout(r, 200));
+    const load = (await probe.currentLoad()).currentLoad;
+    expect(load).toBeGreaterThanOrEqual(0);
+    expect(load).toBeLessThanOrEqual(100);
+    expect((await probe.time()).uptime).toBeGreaterThan(0);
+  });
+
+  it('starts no process for CPU usage, network counters or uptime (strace of `agent --print`)', async () => {
+    const dir = await tempDir('strace');
+    const trace = join(dir, 'trace');
+    await new Promise<void>((resolve, reject) =>
+      execFile('strace', ['-f', '-e', 'trace=execve', '-o', trace, process.execPath, CLI, 'agent', '--print'], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } }, (error) =>
+        error ? reject(error) : resolve(),
+      ),
+    );
+    const started = readFileSync(trace, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('execve(') && !l.includes('ENOENT'));
+    // The trace works: it sees node itself, and the processes systeminformation still starts (df).
+    expect(started.some((l) => l.includes(CLI))).toBe(true);
+    expect(started.some((l) => /"df"/.test(l))).toBe(true);
+    for (const gone of ['/proc/stat', '/statistics/', 'date +%', '/etc/localtime']) expect(started.filter((l) => l.includes(gone)), gone).toEqual([]);
+  });
+});
