@@ -209,7 +209,7 @@ describe('access rules', () => {
 });
 
 describe('persistence', () => {
-  it('keeps messages queued for the bridge across a broker crash (kill -9)', async () => {
+  it('keeps messages queued for the bridge across a broker crash (kill -9), saved within its 10 s autosave', async () => {
     const session = { clean: false, clientId: 'hostpulse-bridge-crash-test' };
     const first = client(bridgeLogin, session);
     await first.waitConnected(5000);
@@ -219,7 +219,7 @@ describe('persistence', () => {
     await agent.waitConnected(5000);
     for (let i = 0; i < 10; i++) await agent.publish('sensors/alice/cpu_usage', String(i), { qos: 1 });
     await agent.close();
-    await new Promise((r) => setTimeout(r, 1500)); // autosave_interval 1
+    await new Promise((r) => setTimeout(r, 11_000)); // autosave_interval 10 (seconds)
     shipped.server.child.kill('SIGKILL');
     await new Promise((r) => shipped.server.child.once('exit', r));
     await shipped.launch();

@@ -17,7 +17,10 @@ export interface MosquittoOptions {
   /** Lines appended to a config with one loopback listener. */
   readonly config?: readonly string[];
   readonly port?: number;
-  /** Keep sessions and queued messages across `halt` / `start`. */
+  /**
+   * Keep sessions and queued messages across `halt` / `start`, saved on every change: stricter than the
+   * shipped config (every 10 s), so that a crash test's ledger can be exact.
+   */
   readonly persistent?: boolean;
 }
 
