@@ -6,34 +6,24 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Outbox } from '../agent/outbox.js';
 import { DiskQueue } from '../common/disk-queue.js';
 import { MqttConnection } from '../common/mqtt.js';
-import { runCli, stopAllCli, type Running } from './harness/cli.js';
-import { startInfluxDB, type InfluxDB } from './harness/influxdb.js';
+import { runCli, type Running } from './harness/cli.js';
 import { captureLogger } from './harness/logs.js';
-import { startMosquitto, type Mosquitto } from './harness/mosquitto.js';
 import { capture, waitFor } from './harness/mqtt.js';
 import { freePort } from './harness/process.js';
+import { useServers } from './harness/servers.js';
 
 const LAPTOP = new URL('./fixtures/machines/linux-laptop.json', import.meta.url).pathname;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-let broker: Mosquitto;
-let influx: InfluxDB;
-
-beforeAll(async () => {
-  [broker, influx] = await Promise.all([startMosquitto({ persistent: true, config: ['allow_anonymous true', 'max_queued_messages 0'] }), startInfluxDB(['hp'])]);
-});
-afterAll(async () => {
-  await stopAllCli();
-  await Promise.all([broker?.stop(), influx?.stop()]);
-});
+const servers = useServers(['hp'], { persistent: true });
 
 /** The sample time of every round stored for `host` (one `uptime` point per round). */
 async function roundsStored(host: string): Promise<number[]> {
-  const r = await influx.query(`SELECT "uptime" FROM "system" WHERE "host" = '${host}'`, 'hp');
+  const r = await servers.influx.query(`SELECT "uptime" FROM "system" WHERE "host" = '${host}'`, 'hp');
   return (r.series[0]?.values ?? []).map((v) => v[0] as number);
 }
 
@@ -52,13 +42,13 @@ describe('agent outbox on real servers', () => {
   it('delivers every round taken while the broker was down, across a restart and a SIGKILL, each with its own time', async () => {
     const host = 'queue-pc';
     const queueDir = mkdtempSync(join(tmpdir(), 'hostpulse-agent-queue-'));
-    const bridge = runCli(['bridge'], { MQTT_URL: broker.url, INFLUX_API: '1', INFLUX_URL: influx.url, INFLUX_DATABASE: 'hp', FLUSH_INTERVAL: '100ms' });
+    const bridge = runCli(['bridge'], { MQTT_URL: servers.broker.url, INFLUX_API: '1', INFLUX_URL: servers.influx.url, INFLUX_DATABASE: 'hp', FLUSH_INTERVAL: '100ms' });
     await bridge.waitForLog((l) => l.msg === 'subscribed');
-    const env = { MQTT_URL: broker.url, SENSORS_HOST: host, SAMPLE_INTERVAL: '1s', QUEUE_DIR: queueDir, LOG_LEVEL: 'debug', HA_DISCOVERY: 'false' };
+    const env = { MQTT_URL: servers.broker.url, SENSORS_HOST: host, SAMPLE_INTERVAL: '1s', QUEUE_DIR: queueDir, LOG_LEVEL: 'debug', HA_DISCOVERY: 'false' };
     const first = runCli(['agent', '--replay', LAPTOP], env);
     await waitFor('two rounds stored', async () => ((await roundsStored(host)).length >= 2 ? true : undefined));
 
-    await broker.halt();
+    await servers.broker.halt();
     const downAt = Date.now();
     await first.waitForLog((l) => l.msg === 'broker unreachable, retrying');
     await sleep(3000);
@@ -82,7 +72,7 @@ describe('agent outbox on real servers', () => {
     expect(await metric(httpPort, 'hostpulse_agent_broker_connected')).toBe(0);
     expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(503);
 
-    broker = await broker.start();
+    servers.broker = await servers.broker.start();
     const upAt = Date.now();
     await third.waitForLog((l) => l.msg === 'broker connection restored', 40_000);
     await waitFor('the backlog delivered', async () => ((await metric(httpPort, 'hostpulse_agent_queue_samples')) === 0 ? true : undefined), 30_000);
@@ -100,14 +90,14 @@ describe('agent outbox on real servers', () => {
     expect(stored).toEqual(queued);
     expect(stored.filter((ts) => ts > downAt && ts < upAt).length).toBeGreaterThanOrEqual(6);
     // The agent's own backlog reached InfluxDB too: it grew during the outage.
-    const backlogSeen = await influx.query(`SELECT max("queued") FROM "hostpulse_agent" WHERE "host" = '${host}'`, 'hp');
+    const backlogSeen = await servers.influx.query(`SELECT max("queued") FROM "hostpulse_agent" WHERE "host" = '${host}'`, 'hp');
     expect(backlogSeen.series[0]?.values[0]?.[1]).toBeGreaterThan(0);
     expect(await bridge.stop()).toBe(0);
   }, 120_000);
 
   it('refuses a queue directory another running agent uses, naming QUEUE_DIR', async () => {
     const queueDir = mkdtempSync(join(tmpdir(), 'hostpulse-agent-queue-'));
-    const env = { MQTT_URL: broker.url, SENSORS_HOST: 'twin-pc', SAMPLE_INTERVAL: '1s', QUEUE_DIR: queueDir, HA_DISCOVERY: 'false' };
+    const env = { MQTT_URL: servers.broker.url, SENSORS_HOST: 'twin-pc', SAMPLE_INTERVAL: '1s', QUEUE_DIR: queueDir, HA_DISCOVERY: 'false' };
     const one = runCli(['agent', '--replay', LAPTOP], env);
     await one.waitForLog((l) => l.msg === 'agent starting');
     const two = runCli(['agent', '--replay', LAPTOP], env);
@@ -127,9 +117,9 @@ describe('outbox bounds', () => {
   async function outboxFor(name: string, maxBytes: number, maxAgeMs: number, now: () => number = Date.now) {
     const { logger, lines } = captureLogger(name);
     const queue = new DiskQueue(mkdtempSync(join(tmpdir(), 'hostpulse-outbox-')), { segmentBytes: maxBytes / 8, maxBytes, fsyncMs: 1000 });
-    const mqtt = new MqttConnection({ url: broker.url, clientId: name, clean: true, reconnect: true }, logger);
+    const mqtt = new MqttConnection({ url: servers.broker.url, clientId: name, clean: true, reconnect: true }, logger);
     await mqtt.waitConnected(5000);
-    const seen = await capture(broker.url, `sensors/${name}/#`);
+    const seen = await capture(servers.broker.url, `sensors/${name}/#`);
     const outbox = new Outbox(queue, mqtt, logger, { maxAgeMs, window: 500 }, now);
     const close = async (): Promise<void> => {
       await outbox.stop(1000);

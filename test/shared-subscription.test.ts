@@ -3,25 +3,15 @@
  * Mosquitto: the broker splits the load, one bridge is killed with SIGKILL mid-stream and the
  * others carry on, and the ledger finds every acknowledged sample stored once.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { MqttConnection } from '../common/mqtt.js';
-import { runCli, stopAllCli, type Running } from './harness/cli.js';
-import { startInfluxDB, type InfluxDB } from './harness/influxdb.js';
+import { runCli, type Running } from './harness/cli.js';
 import { captureLogger } from './harness/logs.js';
-import { startMosquitto, type Mosquitto } from './harness/mosquitto.js';
 import { waitFor } from './harness/mqtt.js';
 import { freePort, tempDir } from './harness/process.js';
+import { useServers } from './harness/servers.js';
 
-let broker: Mosquitto;
-let influx: InfluxDB;
-
-beforeAll(async () => {
-  [broker, influx] = await Promise.all([startMosquitto({ persistent: true, config: ['allow_anonymous true', 'max_queued_messages 0'] }), startInfluxDB(['hp'])]);
-});
-afterAll(async () => {
-  await stopAllCli();
-  await Promise.all([broker?.stop(), influx?.stop()]);
-});
+const servers = useServers(['hp']);
 
 interface SharedBridge {
   run: Running;
@@ -31,11 +21,11 @@ interface SharedBridge {
 async function startBridge(n: number, queueDir: string): Promise<SharedBridge> {
   const port = await freePort();
   const run = runCli(['bridge'], {
-    MQTT_URL: broker.url,
+    MQTT_URL: servers.broker.url,
     MQTT_CLIENT_ID: `shared-bridge-${n}`,
     MQTT_SHARE_GROUP: 'hostpulse',
     INFLUX_API: '1',
-    INFLUX_URL: influx.url,
+    INFLUX_URL: servers.influx.url,
     INFLUX_DATABASE: 'hp',
     FLUSH_INTERVAL: '100ms',
     QUEUE_DIR: queueDir,
@@ -51,13 +41,13 @@ async function received(b: SharedBridge): Promise<number> {
 }
 
 async function stored(): Promise<number> {
-  const r = await influx.query(`SELECT count("usage") FROM "cpu" WHERE "host" =~ /^fleet-/`, 'hp');
+  const r = await servers.influx.query(`SELECT count("usage") FROM "cpu" WHERE "host" =~ /^fleet-/`, 'hp');
   return (r.series[0]?.values[0]?.[1] as number | undefined) ?? 0;
 }
 
 /** 20 hosts × `rounds` samples at about 1,000 a second, numbered from `from`; resolves when all are acknowledged. */
 async function publish(from: number, rounds: number): Promise<number> {
-  const publisher = new MqttConnection({ url: broker.url, clientId: `fleet-${from}`, clean: true, reconnect: false }, captureLogger('fleet').logger);
+  const publisher = new MqttConnection({ url: servers.broker.url, clientId: `fleet-${from}`, clean: true, reconnect: false }, captureLogger('fleet').logger);
   await publisher.waitConnected(5000);
   const t0 = Date.now() - 3_600_000;
   const sends: Promise<void>[] = [];
@@ -106,7 +96,7 @@ it('splits the stream among three bridges; with one killed the others carry on, 
 }, 120_000);
 
 it('refuses MQTT_SHARE_GROUP where it has no use, and a malformed group', async () => {
-  const bad = runCli(['bridge'], { MQTT_SHARE_GROUP: 'a/b', INFLUX_API: '1', INFLUX_URL: influx.url, INFLUX_DATABASE: 'hp' });
+  const bad = runCli(['bridge'], { MQTT_SHARE_GROUP: 'a/b', INFLUX_API: '1', INFLUX_URL: servers.influx.url, INFLUX_DATABASE: 'hp' });
   expect(await bad.exited).toBe(2);
   expect(bad.stderr()).toContain('MQTT_SHARE_GROUP: must be 1–64 letters, digits, "_" or "-"');
   const up = runCli(['up'], { MQTT_SHARE_GROUP: 'hostpulse', MQTT_PORT: String(await freePort()) });

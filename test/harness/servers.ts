@@ -13,10 +13,17 @@ export interface Servers {
 /** As the shipped config: anonymous aside, no cap on the messages the broker queues for the bridge. */
 export const UNCAPPED = ['allow_anonymous true', 'max_queued_messages 0'] as const;
 
-export function useServers(databases: readonly string[], options: { brokerConfig?: readonly string[]; cleanup?: () => Promise<unknown> } = {}): Servers {
+export interface ServerOptions {
+  readonly brokerConfig?: readonly string[];
+  /** Keep the broker's sessions and queues across `halt` / `start`. */
+  readonly persistent?: boolean;
+  readonly cleanup?: () => Promise<unknown>;
+}
+
+export function useServers(databases: readonly string[], options: ServerOptions = {}): Servers {
   const servers = {} as Servers;
   beforeAll(async () => {
-    [servers.broker, servers.influx] = await Promise.all([startMosquitto({ config: options.brokerConfig ?? UNCAPPED }), startInfluxDB(databases)]);
+    [servers.broker, servers.influx] = await Promise.all([startMosquitto({ config: options.brokerConfig ?? UNCAPPED, persistent: options.persistent ?? false }), startInfluxDB(databases)]);
   });
   afterAll(async () => {
     await stopAllCli();
