@@ -1,12 +1,12 @@
 /**
  * Linux readings taken straight from /proc with one asynchronous file read each, where
- * systeminformation would start processes: its currentLoad() runs `cat /proc/stat | grep cpu` and
- * networkStats() three `cat`s per interface, each through a shell and with execSync (blocking the
- * event loop), on every round. Same shapes as systeminformation's, so collectors and recordings are
- * unchanged.
+ * systeminformation would start processes: its currentLoad() runs `cat /proc/stat | grep cpu`,
+ * networkStats() three `cat`s per interface and fsSize() `cat /proc/mounts` and `df`, each through a
+ * shell, most with execSync (blocking the event loop), on every round. Same shapes as
+ * systeminformation's, so collectors and recordings are unchanged.
  */
-import { readFile } from 'node:fs/promises';
-import type { CpuLoad, NetworkStat } from './probe.js';
+import { readFile, statfs } from 'node:fs/promises';
+import type { CpuLoad, Filesystem, NetworkStat } from './probe.js';
 
 /** Interface byte counters from /proc/net/dev, for the interfaces in `names` (those with an address, as systeminformation lists). */
 export function parseProcNetDev(text: string, names: ReadonlySet<string>): NetworkStat[] {
@@ -48,5 +48,50 @@ export function cpuLoadReader(read: () => Promise<string> = () => readFile('/pro
     const load = total > 0 ? (100 * (now.busy - previous.busy)) / total : 0;
     previous = now;
     return { currentLoad: load };
+  };
+}
+
+export interface Mount {
+  readonly device: string;
+  readonly mount: string;
+  readonly type: string;
+}
+
+/** Kernel filesystems that hold no data: never asked for their size. */
+const PSEUDO = new Set([
+  'proc', 'sysfs', 'cgroup', 'cgroup2', 'devpts', 'mqueue', 'securityfs', 'debugfs', 'tracefs', 'pstore', 'bpf', 'configfs',
+  'fusectl', 'binfmt_misc', 'autofs', 'hugetlbfs', 'nsfs', 'rpc_pipefs', 'efivarfs', 'selinuxfs', 'ramfs', 'squashfs',
+]);
+
+/** /proc/mounts, with its octal escapes (`\040` for a space) decoded; kernel pseudo filesystems left out. */
+export function parseProcMounts(text: string): Mount[] {
+  const unescape = (field: string): string => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+  const mounts: Mount[] = [];
+  for (const line of text.split('\n')) {
+    const [device, mount, type] = line.split(' ');
+    if (!device || !mount || !type || PSEUDO.has(type)) continue;
+    mounts.push({ device: unescape(device), mount: unescape(mount), type });
+  }
+  return mounts;
+}
+
+type StatFs = (path: string) => Promise<{ bsize: number; blocks: number; bfree: number; bavail: number }>;
+
+/** Size and use of every mounted filesystem, as `df` gives them: used = blocks − free, use % = used / (used + available). */
+export function fsSizeReader(read: () => Promise<string> = () => readFile('/proc/mounts', 'utf8'), stat: StatFs = (path) => statfs(path)): () => Promise<Filesystem[]> {
+  return async () => {
+    const mounts = parseProcMounts(await read());
+    // Asynchronous: a hung network mount holds a thread of libuv's pool, not the agent.
+    const sizes = await Promise.allSettled(mounts.map((m) => stat(m.mount)));
+    const filesystems: Filesystem[] = [];
+    mounts.forEach((m, i) => {
+      const result = sizes[i];
+      if (result?.status !== 'fulfilled') return;
+      const { bsize, blocks, bfree, bavail } = result.value;
+      const used = (blocks - bfree) * bsize;
+      const available = bavail * bsize;
+      filesystems.push({ fs: m.device, type: m.type, size: blocks * bsize, used, available, use: used + available > 0 ? (100 * used) / (used + available) : null, mount: m.mount });
+    });
+    return filesystems;
   };
 }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cpuLoadReader, parseProcNetDev, parseProcStat } from '../agent/linux-proc.js';
+import { cpuLoadReader, fsSizeReader, parseProcMounts, parseProcNetDev, parseProcStat } from '../agent/linux-proc.js';
 import { createSystemProbe } from '../agent/si-probe.js';
 import { CLI } from './harness/cli.js';
 import { tempDir } from './harness/process.js';
@@ -39,6 +39,35 @@ describe('/proc parsers', () => {
   });
 });
 
+describe('/proc/mounts and statfs', () => {
+  const MOUNTS = [
+    'sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0',
+    'proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0',
+    '/dev/nvme0n1p2 / ext4 rw,relatime 0 0',
+    'cgroup2 /sys/fs/cgroup cgroup2 rw 0 0',
+    '/dev/sdb1 /media/My\\040Disk vfat rw 0 0',
+    'nas:/export /mnt/nas nfs4 rw 0 0',
+    '',
+  ].join('\n');
+
+  it('lists the mounts that can hold data, names decoded', () => {
+    expect(parseProcMounts(MOUNTS)).toEqual([
+      { device: '/dev/nvme0n1p2', mount: '/', type: 'ext4' },
+      { device: '/dev/sdb1', mount: '/media/My Disk', type: 'vfat' },
+      { device: 'nas:/export', mount: '/mnt/nas', type: 'nfs4' },
+    ]);
+  });
+
+  it('sizes each as df does, and leaves out one that cannot be read', async () => {
+    const stat = (path: string) =>
+      path === '/mnt/nas' ? Promise.reject(new Error('EIO')) : Promise.resolve({ bsize: 4096, blocks: 1000, bfree: 300, bavail: 250 });
+    expect(await fsSizeReader(() => Promise.resolve(MOUNTS), stat)()).toEqual([
+      { fs: '/dev/nvme0n1p2', type: 'ext4', size: 4_096_000, used: 2_867_200, available: 1_024_000, use: (100 * 700) / 950, mount: '/' },
+      { fs: '/dev/sdb1', type: 'vfat', size: 4_096_000, used: 2_867_200, available: 1_024_000, use: (100 * 700) / 950, mount: '/media/My Disk' },
+    ]);
+  });
+});
+
 describe('on this Linux machine', () => {
   it('gives the kernel\'s counters and a usage within 0–100', async () => {
     const probe = createSystemProbe('linux');
@@ -55,9 +84,16 @@ describe('on this Linux machine', () => {
     expect(load).toBeGreaterThanOrEqual(0);
     expect(load).toBeLessThanOrEqual(100);
     expect((await probe.time()).uptime).toBeGreaterThan(0);
+    // The root filesystem as df reports it (KiB; the disk may change a little between the two reads).
+    const root = (await probe.fsSize()).find((f) => f.mount === '/');
+    const df = await new Promise<string>((resolve, reject) => execFile('df', ['-kPT', '/'], (error, stdout) => (error ? reject(error) : resolve(stdout))));
+    const [, , size, used, available] = (df.trim().split('\n')[1] ?? '').split(/\s+/).map(Number);
+    expect(root?.size).toBe((size ?? 0) * 1024);
+    expect(Math.abs((root?.used ?? 0) - (used ?? 0) * 1024)).toBeLessThan(64 * 1024 * 1024);
+    expect(Math.abs((root?.available ?? 0) - (available ?? 0) * 1024)).toBeLessThan(64 * 1024 * 1024);
   });
 
-  it('starts no process for CPU usage, network counters or uptime (strace of `agent --print`)', async () => {
+  it('starts no process for CPU usage, network counters, filesystems or uptime (strace of `agent --print`)', async () => {
     const dir = await tempDir('strace');
     const trace = join(dir, 'trace');
     await new Promise<void>((resolve, reject) =>
@@ -68,9 +104,9 @@ describe('on this Linux machine', () => {
     const started = readFileSync(trace, 'utf8')
       .split('\n')
       .filter((l) => l.includes('execve(') && !l.includes('ENOENT'));
-    // The trace works: it sees node itself, and the processes systeminformation still starts (df).
+    // The trace works: it sees node itself, and what systeminformation still starts (CPU temperature).
     expect(started.some((l) => l.includes(CLI))).toBe(true);
-    expect(started.some((l) => /"df"/.test(l))).toBe(true);
-    for (const gone of ['/proc/stat', '/statistics/', 'date +%', '/etc/localtime']) expect(started.filter((l) => l.includes(gone)), gone).toEqual([]);
+    expect(started.some((l) => l.includes('thermal_zone'))).toBe(true);
+    for (const gone of ['/proc/stat', '/statistics/', 'date +%', '/etc/localtime', '"df"', '/proc/mounts']) expect(started.filter((l) => l.includes(gone)), gone).toEqual([]);
   });
 });
