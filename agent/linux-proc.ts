@@ -1,12 +1,14 @@
 /**
  * Linux readings taken straight from /proc with one asynchronous file read each, where
  * systeminformation would start processes: its currentLoad() runs `cat /proc/stat | grep cpu`,
- * networkStats() three `cat`s per interface and fsSize() `cat /proc/mounts` and `df`, each through a
- * shell, most with execSync (blocking the event loop), on every round. Same shapes as
+ * networkStats() three `cat`s per interface, fsSize() `cat /proc/mounts` and `df`, cpuTemperature()
+ * two `cat`s per hwmon sensor and one of the thermal zones, each through a shell, most with execSync
+ * (blocking the event loop), on every round. Same shapes as
  * systeminformation's, so collectors and recordings are unchanged.
  */
-import { readFile, statfs } from 'node:fs/promises';
-import type { CpuLoad, Filesystem, NetworkStat } from './probe.js';
+import { readFile, readdir, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CpuLoad, CpuTemperature, Filesystem, NetworkStat } from './probe.js';
 
 /** Interface byte counters from /proc/net/dev, for the interfaces in `names` (those with an address, as systeminformation lists). */
 export function parseProcNetDev(text: string, names: ReadonlySet<string>): NetworkStat[] {
@@ -93,5 +95,59 @@ export function fsSizeReader(read: () => Promise<string> = () => readFile('/proc
       filesystems.push({ fs: m.device, type: m.type, size: blocks * bsize, used, available, use: used + available > 0 ? (100 * used) / (used + available) : null, mount: m.mount });
     });
     return filesystems;
+  };
+}
+
+const celsius = (milli: string): number => Math.round(parseInt(milli, 10) / 100) / 10;
+/** Directory entries matching `pattern`, in the order a shell glob gives them. */
+async function entries(dir: string, pattern: RegExp): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((name) => pattern.test(name)).sort();
+  } catch {
+    return [];
+  }
+}
+const readTrimmed = (path: string): Promise<string | undefined> => readFile(path, 'utf8').then((t) => t.trim(), () => undefined);
+
+/**
+ * CPU temperatures from sysfs, by systeminformation's rules for Linux (lib/cpu.js): every hwmon
+ * sensor's `label___value` in glob order, cut before the first "Tdie"; `Tctl`, a `Package`/`Physical`
+ * label, `Tccd1` or `Tdie` gives the main temperature, `Core …` labels the cores; with no such label, the
+ * first thermal zone whose type names the CPU. `root` is /sys/class (a folder of the same shape in tests).
+ */
+export function cpuTemperatureReader(root = '/sys/class'): () => Promise<CpuTemperature> {
+  return async () => {
+    const lines: string[] = [];
+    for (const mon of await entries(join(root, 'hwmon'), /^hwmon\d+$/)) {
+      const dir = join(root, 'hwmon', mon);
+      for (const labelFile of await entries(dir, /^temp\d+_label$/)) {
+        const [label, value] = await Promise.all([readTrimmed(join(dir, labelFile)), readTrimmed(join(dir, labelFile.replace(/_label$/, '_input')))]);
+        lines.push(`${label ?? ''}___${value ?? ''}`);
+      }
+    }
+    const tdie = lines.findIndex((l) => l.toLowerCase().includes('tdie'));
+    let main: number | null = null;
+    let tctl = 0;
+    const cores: number[] = [];
+    for (const line of tdie >= 0 ? lines.slice(tdie) : lines) {
+      const [label = '', raw] = line.split('___');
+      const value = raw || '0';
+      const lower = label.toLowerCase();
+      if (lower === 'tctl') tctl = main = celsius(value);
+      if (lower.startsWith('core')) cores.push(celsius(value));
+      // Tdie (older AMD kernels) too: systeminformation leaves it to lm-sensors' `sensors`, started every round.
+      else if (main === null && (lower.includes('package') || lower.includes('physical') || lower === 'tccd1' || lower === 'tdie')) main = celsius(value);
+    }
+    if (tctl && main === null) main = tctl;
+    if (cores.length > 0) {
+      main ??= Math.round(cores.reduce((a, b) => a + b, 0) / cores.length);
+      return { main, cores, max: Math.max(main, ...cores) };
+    }
+    if (main !== null) return { main, cores, max: main };
+    for (const zone of await entries(join(root, 'thermal'), /^thermal_zone\d+$/)) {
+      const [type, temp] = await Promise.all([readTrimmed(join(root, 'thermal', zone, 'type')), readTrimmed(join(root, 'thermal', zone, 'temp'))]);
+      if (type?.toLowerCase().includes('cpu') && temp) return { main: celsius(temp), cores: [], max: celsius(temp) };
+    }
+    return { main: null, cores: [], max: null };
   };
 }

@@ -1,7 +1,8 @@
 /**
- * The real probe: the one place systeminformation is imported. On Linux, CPU usage, network
- * counters and filesystem sizes come from /proc and statfs directly (agent/linux-proc.ts) and uptime
- * from Node: systeminformation starts processes for them (mostly execSync, blocking) on every round.
+ * The real probe: the one place systeminformation is imported. On Linux, CPU usage and temperature,
+ * network counters and filesystem sizes come from /proc, /sys and statfs directly
+ * (agent/linux-proc.ts) and uptime from Node: systeminformation starts processes for them (mostly
+ * execSync, blocking) on every round.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { loadavg, networkInterfaces, uptime } from 'node:os';
 import { join } from 'node:path';
 import si from 'systeminformation';
-import { cpuLoadReader, fsSizeReader, parseProcNetDev } from './linux-proc.js';
+import { cpuLoadReader, cpuTemperatureReader, fsSizeReader, parseProcNetDev } from './linux-proc.js';
 import { NVIDIA_SMI_FIELDS, type NvidiaSmiOutput, type Probe } from './probe.js';
 
 function nvidiaSmiPath(platform: NodeJS.Platform): string {
@@ -40,7 +41,7 @@ export function createSystemProbe(platform: NodeJS.Platform = process.platform):
   const linuxLoad = cpuLoadReader();
   return {
     currentLoad: linux ? linuxLoad : () => si.currentLoad(),
-    cpuTemperature: () => si.cpuTemperature(),
+    cpuTemperature: linux ? cpuTemperatureReader() : () => si.cpuTemperature(),
     mem: () => si.mem(),
     fsSize: linux ? fsSizeReader() : () => si.fsSize(),
     networkStats: linux
