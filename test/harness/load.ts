@@ -70,6 +70,18 @@ export function startStream(options: StreamOptions): Stream {
   const ackedAt = new Map<string, number>();
   let sent = 0;
   let stopped = false;
+  // MQTT.js fails a publish caught in its store flush when the connection drops ("Connection closed"):
+  // like the agent's outbox, publish it again until the broker acknowledges it.
+  const publishUntilAcked = async (topic: string, payload: string): Promise<void> => {
+    for (;;) {
+      try {
+        return await connection.publish(topic, payload, { qos: 1 });
+      } catch (error) {
+        if (stopped || options.reconnect === false) throw error;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  };
   const run = async (): Promise<SeqSets> => {
     await connection.waitConnected(10_000);
     const pending: Promise<void>[] = [];
@@ -81,7 +93,7 @@ export function startStream(options: StreamOptions): Stream {
         const host = `${options.prefix}-${h}`;
         const payload = JSON.stringify({ value: seq % 100, ts: STREAM_T0 + seq, seq });
         pending.push(
-          connection.publish(`sensors/${host}/cpu_usage`, payload, { qos: 1 }).then(() => {
+          publishUntilAcked(`sensors/${host}/cpu_usage`, payload).then(() => {
             let set = acked.get(host);
             if (!set) acked.set(host, (set = new Set()));
             set.add(seq);
