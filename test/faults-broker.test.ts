@@ -69,7 +69,7 @@ describe('broker faults while a publisher streams and the bridge stores', () => 
    * into samples acknowledged well before the kill (100 ms) and in its last moment.
    */
   async function crashWithBacklog(persistent: boolean, prefix: string): Promise<{ acked: number; settledLost: string[]; lastMomentLost: number; lost: number; missing: number }> {
-    // Persistent as the shipped config: saved on every change (autosave_on_changes, autosave_interval 1).
+    // Persistent and saved on every change (the harness's mode; the shipped config saves every 10 s), so the ledger can be exact.
     let mq = await broker(persistent ? { persistent, config: UNCAPPED } : { config: UNCAPPED });
     const bridge = await startBridge(bridgeEnv(mq.url, influx.url, DB, `${prefix}-bridge`));
     const stream = startStream({ url: mq.url, prefix, hosts: 2, perHost: 500, rate: 400 });
