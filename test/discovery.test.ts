@@ -353,12 +353,13 @@ describe('discovery settings and reconnects', () => {
   });
 
   it('publishes the configs again after a broker restart that lost them', async () => {
-    const own = await startMosquitto();
+    // `start` after `halt` is a new process: the handle to stop is the one it returns.
+    let own = await startMosquitto();
     try {
       const run = runCli(['agent', '--replay', fixture('linux-laptop'), '--host', 'ha-restart'], { MQTT_URL: own.url, SAMPLE_INTERVAL: '1s' });
       await synced(run);
       await own.halt(); // no persistence: the retained configs are gone
-      await own.start();
+      own = await own.start();
       await synced(run, 2);
       const ha = await capture(own.url, 'homeassistant/#');
       await waitFor('every config retained again', () => (ha.messages.length > 10 ? true : undefined), 5000);
