@@ -109,44 +109,63 @@ async function entries(dir: string, pattern: RegExp): Promise<string[]> {
 }
 const readTrimmed = (path: string): Promise<string | undefined> => readFile(path, 'utf8').then((t) => t.trim(), () => undefined);
 
+interface Sensors {
+  /** hwmon temperatures in glob order, cut before the first "Tdie": label and the file of the value. */
+  readonly hwmon: readonly { readonly label: string; readonly input: string }[];
+  /** Temperature files of the thermal zones whose type names the CPU. */
+  readonly cpuZones: readonly string[];
+}
+
+/** Where the CPU temperatures are: labels and zone types do not change while the agent runs. */
+async function findSensors(root: string): Promise<Sensors> {
+  const hwmon: { label: string; input: string }[] = [];
+  for (const mon of await entries(join(root, 'hwmon'), /^hwmon\d+$/)) {
+    const dir = join(root, 'hwmon', mon);
+    for (const labelFile of await entries(dir, /^temp\d+_label$/)) {
+      hwmon.push({ label: (await readTrimmed(join(dir, labelFile))) ?? '', input: join(dir, labelFile.replace(/_label$/, '_input')) });
+    }
+  }
+  const tdie = hwmon.findIndex((s) => s.label.toLowerCase().includes('tdie'));
+  const cpuZones: string[] = [];
+  for (const zone of await entries(join(root, 'thermal'), /^thermal_zone\d+$/)) {
+    if ((await readTrimmed(join(root, 'thermal', zone, 'type')))?.toLowerCase().includes('cpu')) cpuZones.push(join(root, 'thermal', zone, 'temp'));
+  }
+  return { hwmon: tdie >= 0 ? hwmon.slice(tdie) : hwmon, cpuZones };
+}
+
 /**
- * CPU temperatures from sysfs, by systeminformation's rules for Linux (lib/cpu.js): every hwmon
- * sensor's `label___value` in glob order, cut before the first "Tdie"; `Tctl`, a `Package`/`Physical`
- * label, `Tccd1` or `Tdie` gives the main temperature, `Core …` labels the cores; with no such label, the
- * first thermal zone whose type names the CPU. `root` is /sys/class (a folder of the same shape in tests).
+ * CPU temperatures from sysfs, by systeminformation's rules for Linux (lib/cpu.js): the hwmon
+ * sensors in glob order, cut before the first "Tdie"; `Tctl`, a `Package`/`Physical` label, `Tccd1`
+ * or `Tdie` gives the main temperature, `Core …` labels the cores; with no such label, the first
+ * thermal zone whose type names the CPU. The sensors are found once (each round until some are: a
+ * driver may load after the agent starts); a round reads only their values. `root` is /sys/class (a
+ * folder of the same shape in tests).
  */
 export function cpuTemperatureReader(root = '/sys/class'): () => Promise<CpuTemperature> {
+  let sensors: Sensors | undefined;
   return async () => {
-    const lines: string[] = [];
-    for (const mon of await entries(join(root, 'hwmon'), /^hwmon\d+$/)) {
-      const dir = join(root, 'hwmon', mon);
-      for (const labelFile of await entries(dir, /^temp\d+_label$/)) {
-        const [label, value] = await Promise.all([readTrimmed(join(dir, labelFile)), readTrimmed(join(dir, labelFile.replace(/_label$/, '_input')))]);
-        lines.push(`${label ?? ''}___${value ?? ''}`);
-      }
-    }
-    const tdie = lines.findIndex((l) => l.toLowerCase().includes('tdie'));
+    if (!sensors || (sensors.hwmon.length === 0 && sensors.cpuZones.length === 0)) sensors = await findSensors(root);
+    const values = await Promise.all(sensors.hwmon.map((s) => readTrimmed(s.input)));
     let main: number | null = null;
     let tctl = 0;
     const cores: number[] = [];
-    for (const line of tdie >= 0 ? lines.slice(tdie) : lines) {
-      const [label = '', raw] = line.split('___');
-      const value = raw || '0';
+    sensors.hwmon.forEach(({ label }, i) => {
+      const value = values[i] || '0';
       const lower = label.toLowerCase();
       if (lower === 'tctl') tctl = main = celsius(value);
       if (lower.startsWith('core')) cores.push(celsius(value));
       // Tdie (older AMD kernels) too: systeminformation leaves it to lm-sensors' `sensors`, started every round.
       else if (main === null && (lower.includes('package') || lower.includes('physical') || lower === 'tccd1' || lower === 'tdie')) main = celsius(value);
-    }
+    });
     if (tctl && main === null) main = tctl;
     if (cores.length > 0) {
-      main ??= Math.round(cores.reduce((a, b) => a + b, 0) / cores.length);
-      return { main, cores, max: Math.max(main, ...cores) };
+      const found: number = main ?? Math.round(cores.reduce((a, b) => a + b, 0) / cores.length);
+      return { main: found, cores, max: Math.max(found, ...cores) };
     }
     if (main !== null) return { main, cores, max: main };
-    for (const zone of await entries(join(root, 'thermal'), /^thermal_zone\d+$/)) {
-      const [type, temp] = await Promise.all([readTrimmed(join(root, 'thermal', zone, 'type')), readTrimmed(join(root, 'thermal', zone, 'temp'))]);
-      if (type?.toLowerCase().includes('cpu') && temp) return { main: celsius(temp), cores: [], max: celsius(temp) };
+    for (const file of sensors.cpuZones) {
+      const temp = await readTrimmed(file);
+      if (temp) return { main: celsius(temp), cores: [], max: celsius(temp) };
     }
     return { main: null, cores: [], max: null };
   };

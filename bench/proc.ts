@@ -1,33 +1,9 @@
 /**
- * What the benchmark reads about the processes it measures, from /proc by PID: CPU time and peak
- * resident memory, and a bench script (TypeScript) run as its own Node process that reports on
- * stdout as JSON lines. Current RSS and sockets are in test/harness/proc.ts.
+ * A bench script (TypeScript) run as its own Node process that reports on stdout as JSON lines.
+ * CPU time and memory of processes are read from /proc by test/harness/proc.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-
-/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks. */
-const TICKS_PER_SECOND = 100;
-
-function pidOf(child: ChildProcess): number {
-  if (child.pid === undefined) throw new Error('the process has no PID');
-  return child.pid;
-}
-
-/** User + system CPU time of a process so far, microseconds (10 ms resolution). */
-export function cpuMicros(child: ChildProcess): number {
-  const stat = readFileSync(`/proc/${pidOf(child)}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / TICKS_PER_SECOND;
-}
-
-/** Peak resident memory of a process since it started (VmHWM), bytes. */
-export function peakRssBytes(child: ChildProcess): number {
-  const status = readFileSync(`/proc/${pidOf(child)}/status`, 'utf8');
-  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
-}
 
 /** A JSON line a bench script prints on stdout. */
 export interface ChildEvent {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, type Running } from '../test/harness/cli.js';
 import { createDatabase, publish, sleep, waitStored, type BenchContext } from './context.js';
-import { cpuMicros, peakRssBytes } from './proc.js';
+import { cpuMicros, peakRssBytes } from '../test/harness/proc.js';
 
 const HOUR = 3_600_000;
 const MB = 1024 * 1024;

@@ -1,6 +1,7 @@
 /** The raw limits, measured in the same run as the bridge: broker → plain MQTT.js, and InfluxDB writes. */
 import { createDatabase, publish, sleep, storedCount, waitReceived, type BenchContext } from './context.js';
-import { cpuMicros, spawnScript } from './proc.js';
+import { cpuMicros } from '../test/harness/proc.js';
+import { spawnScript } from './proc.js';
 import type { RawSubscriberOptions } from './raw-subscriber.js';
 
 const HOUR = 3_600_000;

@@ -64,8 +64,29 @@ export function tcpSockets(child: ChildProcess): TcpSocket[] {
   return sockets;
 }
 
+/** A memory line of /proc/<pid>/status, in bytes. */
+function statusBytes(child: ChildProcess, field: 'VmRSS' | 'VmHWM'): number {
+  const status = readFileSync(`/proc/${pidOf(child)}/status`, 'utf8');
+  return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+}
+
 /** Resident memory of a process, bytes. */
 export function rssBytes(child: ChildProcess): number {
-  const status = readFileSync(`/proc/${pidOf(child)}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+  return statusBytes(child, 'VmRSS');
+}
+
+/** Peak resident memory of a process since it started (VmHWM), bytes. */
+export function peakRssBytes(child: ChildProcess): number {
+  return statusBytes(child, 'VmHWM');
+}
+
+/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks. */
+const TICKS_PER_SECOND = 100;
+
+/** User + system CPU time of a process so far, microseconds (10 ms resolution). */
+export function cpuMicros(child: ChildProcess): number {
+  const stat = readFileSync(`/proc/${pidOf(child)}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / TICKS_PER_SECOND;
 }
