@@ -135,7 +135,7 @@ describe('on this Linux machine', () => {
     const dir = await tempDir('strace');
     const trace = join(dir, 'trace');
     await new Promise<void>((resolve, reject) =>
-      execFile('strace', ['-f', '-e', 'trace=execve', '-o', trace, process.execPath, CLI, 'agent', '--print'], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } }, (error) =>
+      execFile('strace', ['-f', '-s', '4096', '-e', 'trace=execve', '-o', trace, process.execPath, CLI, 'agent', '--print'], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } }, (error) =>
         error ? reject(error) : resolve(),
       ),
     );
