@@ -41,6 +41,8 @@ export interface OutboxCounts {
   /** Samples dropped for their age (MAX_QUEUE_AGE), and unreadable entries. */
   expired: number;
   corrupt: number;
+  /** Samples that could not be written to the queue (disk full, or gone). */
+  unwritable: number;
   /** Windows that failed and were published again. */
   retries: number;
 }
@@ -58,7 +60,7 @@ function parseEntry(line: string): Entry | undefined {
 }
 
 export class Outbox {
-  readonly counts: OutboxCounts = { published: 0, expired: 0, corrupt: 0, retries: 0 };
+  readonly counts: OutboxCounts = { published: 0, expired: 0, corrupt: 0, unwritable: 0, retries: 0 };
   private wake: (() => void) | undefined;
   private stopping = false;
   private closed = false;
@@ -90,19 +92,25 @@ export class Outbox {
   }
 
   /** Samples dropped so far, by reason: the size bound, the age bound, an unreadable entry. */
-  droppedByReason(): { queue_full: number; expired: number; corrupt: number } {
-    return { queue_full: this.queue.dropped, expired: this.counts.expired, corrupt: this.counts.corrupt };
+  droppedByReason(): { queue_full: number; expired: number; corrupt: number; unwritable: number } {
+    return { queue_full: this.queue.dropped, expired: this.counts.expired, corrupt: this.counts.corrupt, unwritable: this.counts.unwritable };
   }
 
   /** Every sample dropped so far, for any reason. */
   get dropped(): number {
-    return this.queue.dropped + this.counts.expired + this.counts.corrupt;
+    return this.queue.dropped + this.counts.expired + this.counts.corrupt + this.counts.unwritable;
   }
 
   /** Queues one round's samples, stamped `ts`. */
   put(messages: readonly Message[], ts: number): void {
     const before = this.queue.dropped;
     for (const m of messages) this.queue.append(JSON.stringify([ts, m.topic, m.payload] satisfies Entry));
+    try {
+      this.queue.flush();
+    } catch (error) {
+      this.counts.unwritable += messages.length;
+      this.warnings.warn('unwritable', { err: error instanceof Error ? error.message : String(error), dropped: messages.length }, 'queue not writable (disk full?): samples dropped');
+    }
     const forced = this.queue.dropped - before;
     if (forced > 0) this.warnings.warn('full', { dropped: forced, queued: this.queue.length, bytes: this.queue.bytes }, 'queue full (MAX_QUEUE_BYTES): oldest samples dropped');
     this.poke();

@@ -12,7 +12,8 @@ import { cpuMicros, peakRssBytes } from '../test/harness/proc.js';
 const HOUR = 3_600_000;
 const MB = 1024 * 1024;
 
-function startBridge(ctx: BenchContext, db: string, clientId: string, queueDir: string): Running {
+/** The built bridge (durable queue in `queueDir`, InfluxDB v1 API to `db`), profiled when BENCH_PROFILE is set. */
+export function startBridge(ctx: BenchContext, db: string, clientId: string, queueDir: string, extraEnv: Record<string, string> = {}): Running {
   const dir = ctx.settings.profileDir;
   const profile: Record<string, string> = dir ? { NODE_OPTIONS: `--require ${profilerHook(dir)}`, BENCH_PROFILE_FILE: join(dir, `${db}-${Date.now()}.cpuprofile`) } : {};
   return runCli(['bridge'], {
@@ -22,6 +23,7 @@ function startBridge(ctx: BenchContext, db: string, clientId: string, queueDir: 
     INFLUX_URL: ctx.influx.url,
     INFLUX_DATABASE: db,
     QUEUE_DIR: queueDir,
+    ...extraEnv,
     ...profile,
   });
 }
@@ -44,7 +46,7 @@ process.on('exit', () => session.post('Profiler.stop', (error, result) => error 
   return path;
 }
 
-const queueDir = (): string => mkdtempSync(join(tmpdir(), 'hostpulse-bench-queue-'));
+export const queueDir = (): string => mkdtempSync(join(tmpdir(), 'hostpulse-bench-queue-'));
 const mb = (bytes: number): number => bytes / MB;
 
 export async function bridgeLive(ctx: BenchContext): Promise<void> {

@@ -4,7 +4,8 @@
  * and hands them to the writer.
  *
  * A message is acknowledged to the broker once its point is in the writer's queue: on disk by
- * default (common/disk-queue.ts), so a bridge killed with -9 loses nothing; with QUEUE_DIR=off in
+ * default (common/disk-queue.ts; the points of a burst of messages are written together before
+ * the burst's acknowledgements leave), so a bridge killed with -9 loses nothing; with QUEUE_DIR=off in
  * memory, losing what was queued and not yet written (graceful stops flush first). Gaps in the
  * agents' sequence numbers are counted as `missing`.
  */
@@ -81,7 +82,13 @@ export class Bridge {
       this.logger.warn('no InfluxDB configured: history is NOT being stored (set INFLUX_URL and its settings to store it)');
     }
     const mqtt = new MqttConnection(
-      { ...this.options.mqtt, clean: false, reconnect: true, onMessage: (topic, payload) => this.handle(topic, payload) },
+      {
+        ...this.options.mqtt,
+        clean: false,
+        reconnect: true,
+        onMessage: (topic, payload) => this.handle(topic, payload),
+        beforeAck: () => this.writer?.flush(),
+      },
       this.logger.child({ component: 'mqtt' }),
     );
     mqtt.onConnect((sessionPresent) => {

@@ -69,6 +69,11 @@ export class Writer {
     return new Promise((resolve) => this.spaceWaiters.push(resolve));
   }
 
+  /** Makes the points pushed so far durable (throws if the queue cannot be written: they are forgotten). */
+  flush(): void {
+    this.queue.flush();
+  }
+
   get durable(): boolean {
     return this.queue.durable;
   }
@@ -106,8 +111,18 @@ export class Writer {
         });
         this.wake = undefined;
       }
-      const batch = this.queue.peek(this.options.batchSize);
-      if (batch.length === 0) continue;
+      let batch: readonly string[];
+      try {
+        batch = this.queue.peek(this.options.batchSize);
+      } catch (error) {
+        this.warnings.warn('read', { err: error instanceof Error ? error.message : String(error) }, 'queue not readable, retrying');
+        batch = [];
+      }
+      if (batch.length === 0) {
+        // Nothing readable although points are held (the queue failed): do not spin.
+        if (this.queue.length > 0) await sleep(this.options.flushIntervalMs, this.abort.signal);
+        continue;
+      }
       if (!(await this.writeBatch(batch))) return;
       this.queue.remove(batch.length);
       this.stats.buffered = this.queue.length;

@@ -1,9 +1,11 @@
 /**
  * A durable FIFO of text lines, shared by the bridge (points waiting for InfluxDB) and the agent
- * (samples waiting for the broker). The bridge appends a point before the broker gets its
- * acknowledgement, and removes it only once InfluxDB has taken it. A `kill -9` of the bridge loses
- * nothing (an append is in the kernel's page cache once write() returns); the queue is replayed on
- * the next start. Against power loss, the active segment is fsync'ed every `fsyncMs`.
+ * (samples waiting for the broker). Appends are gathered in memory and made durable together by
+ * `flush()` (a group commit: one write() for a whole burst of messages); the bridge flushes before
+ * the burst's acknowledgements leave for the broker, and removes a point only once InfluxDB has
+ * taken it. A `kill -9` loses nothing flushed (it is in the kernel's page cache once write()
+ * returns); the queue is replayed on the next start. Against power loss, the active segment is
+ * fsync'ed every `fsyncMs`.
  *
  *   <dir>/seg-000000001.log …   one entry per line (a line-protocol point, an agent's message), append-only, rolled at segmentBytes
  *   <dir>/cursor.json           {"segment": n, "offset": bytes}: everything before it is written
@@ -37,10 +39,17 @@ const name = (n: number): string => `seg-${String(n).padStart(9, '0')}.log`;
 
 export class DiskQueueInUse extends Error {}
 
+/** Appends held before `append` flushes by itself (a burst is flushed by its owner well before). */
+const MAX_PENDING = 10_000;
+
 export class DiskQueue implements LineQueue {
   readonly durable = true;
-  /** Points not yet written. */
-  length = 0;
+  /** Points flushed to the file and not yet removed. */
+  private flushedLength = 0;
+  /** Appended, not yet flushed. */
+  private pending: string[] = [];
+  /** Why a flush the queue did by itself failed, for the next `flush()` to throw. */
+  private failure: Error | undefined;
   /** Points the size bound forced out. */
   dropped = 0;
   private totalBytes = 0;
@@ -77,30 +86,76 @@ export class DiskQueue implements LineQueue {
     this.fsyncTimer.unref();
   }
 
+  /** Points not yet removed, flushed or not. */
+  get length(): number {
+    return this.flushedLength + this.pending.length;
+  }
+
   /** Bytes of unwritten points on disk. */
   get bytes(): number {
     return this.totalBytes - this.committed.offset;
   }
 
   append(line: string): void {
-    const data = Buffer.from(`${line}\n`);
-    writeSync(this.activeFd, data);
+    this.pending.push(line);
+    if (this.pending.length >= MAX_PENDING) this.flushQuietly();
+  }
+
+  /**
+   * Writes what was appended since the last flush, in one write(). If that fails (disk full), the
+   * file is cut back to its last whole line, the unflushed appends are forgotten, and the error is
+   * thrown: the caller must not acknowledge them. A failure of a flush the queue did by itself
+   * (before a peek, or with many appends held) is thrown here, by the next call.
+   */
+  flush(): void {
+    const earlier = this.failure;
+    this.failure = undefined;
+    this.write();
+    if (earlier) throw earlier;
+  }
+
+  private flushQuietly(): void {
+    try {
+      this.write();
+    } catch (error) {
+      this.failure ??= error instanceof Error ? error : new Error(String(error));
+    }
+  }
+
+  private write(): void {
+    if (this.pending.length === 0) return;
+    const count = this.pending.length;
+    const data = Buffer.from(`${this.pending.join('\n')}\n`);
+    this.pending = [];
     const active = this.active();
-    this.sizes.set(active, (this.sizes.get(active) ?? 0) + data.length);
+    const size = this.sizes.get(active) ?? 0;
+    try {
+      let done = 0;
+      while (done < data.length) done += writeSync(this.activeFd, data, done, data.length - done);
+    } catch (error) {
+      try {
+        ftruncateSync(this.activeFd, size);
+      } catch {
+        // the next start cuts a partial last line anyway
+      }
+      throw error;
+    }
+    this.sizes.set(active, size + data.length);
     this.totalBytes += data.length;
-    this.lines.set(active, (this.lines.get(active) ?? 0) + 1);
-    this.length++;
+    this.lines.set(active, (this.lines.get(active) ?? 0) + count);
+    this.flushedLength += count;
     this.dirty = true;
-    if ((this.sizes.get(active) ?? 0) >= this.options.segmentBytes) this.roll();
+    if (size + data.length >= this.options.segmentBytes) this.roll();
     while (this.bytes > this.options.maxBytes && this.segments.length > 1) this.dropOldest();
   }
 
   peek(max: number): readonly string[] {
-    if (this.peekCache.length >= Math.min(max, this.length) && this.peekCache.length > 0) return this.peekCache.slice(0, max);
+    this.flushQuietly();
+    if (this.peekCache.length >= Math.min(max, this.flushedLength) && this.peekCache.length > 0) return this.peekCache.slice(0, max);
     const out: string[] = [];
     const ends: Position[] = [];
     let pos: Position = { ...this.committed };
-    while (out.length < max && out.length < this.length) {
+    while (out.length < max && out.length < this.flushedLength) {
       const size = this.sizes.get(pos.segment) ?? 0;
       if (pos.offset >= size) {
         const next = this.segments.find((s) => s > pos.segment);
@@ -140,7 +195,7 @@ export class DiskQueue implements LineQueue {
     this.committed = end;
     this.peekCache = this.peekCache.slice(count);
     this.peekEnds = this.peekEnds.slice(count);
-    this.length -= count;
+    this.flushedLength -= count;
     this.writeCursor();
     for (const s of [...this.segments]) {
       if (s >= this.committed.segment) break;
@@ -151,6 +206,7 @@ export class DiskQueue implements LineQueue {
   /** Flushes to disk and releases the directory. */
   close(): void {
     clearInterval(this.fsyncTimer);
+    this.flushQuietly();
     this.sync();
     closeSync(this.activeFd);
     rmSync(join(this.dir, 'lock'), { force: true });
@@ -204,14 +260,14 @@ export class DiskQueue implements LineQueue {
     this.totalBytes += data.length - (this.sizes.get(segment) ?? 0);
     this.sizes.set(segment, data.length);
     this.lines.set(segment, count);
-    this.length += count - previous;
+    this.flushedLength += count - previous;
   }
 
   private dropOldest(): void {
     const oldest = this.segments[0] as number;
     const lost = this.committed.segment === oldest ? this.linesAfter(oldest, this.committed.offset) : (this.lines.get(oldest) ?? 0);
     this.dropped += lost;
-    this.length -= lost;
+    this.flushedLength -= lost;
     this.retire(oldest);
     this.committed = { segment: this.segments[0] as number, offset: 0 };
     this.peekCache = [];

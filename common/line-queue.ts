@@ -13,7 +13,13 @@ export interface LineQueue {
   readonly dropped: number;
   /** Bytes of the entries held. */
   readonly bytes: number;
+  /** Adds an entry; it survives a crash only once flushed (a durable queue gathers appends). */
   append(line: string): void;
+  /**
+   * Makes the appended entries durable together; throws if they could not be (disk full), forgetting
+   * them, also when the queue had tried by itself since the last call (a peek flushes first).
+   */
+  flush(): void;
   /** The oldest `max` entries, left in the queue. */
   peek(max: number): readonly string[];
   /** Removes the oldest `count` entries, once delivered. */
@@ -45,6 +51,8 @@ export class MemoryLineQueue implements LineQueue {
     }
     this.compact();
   }
+
+  flush(): void {}
 
   peek(max: number): readonly string[] {
     return this.items.slice(this.head, this.head + max);

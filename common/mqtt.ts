@@ -6,6 +6,10 @@
  * - Incoming messages go to one handler; a QoS 1 PUBACK is sent only when the handler's promise
  *   resolves, so the receiver decides when a message counts as taken (MQTT.js handles one
  *   incoming packet at a time, so a slow handler also pauses intake: that is the back-pressure).
+ * - Acknowledgements leave in bursts: the socket is corked while a burst of incoming messages is
+ *   handled (the packets of one read from the socket), then `beforeAck` runs (the bridge makes the
+ *   burst durable with one write), then the PUBACKs go out together in one write. If `beforeAck`
+ *   throws, the connection is dropped with the PUBACKs unsent, and the broker delivers again.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { backoffDelay } from './backoff.js';
@@ -31,6 +35,8 @@ export interface MqttSettings {
   readonly tls?: TlsFiles | undefined;
   /** Receives every incoming message; set from the start so that nothing is acknowledged unhandled. */
   readonly onMessage?: MessageHandler;
+  /** Runs before the acknowledgements of a burst of handled messages are sent. */
+  readonly beforeAck?: () => void;
 }
 
 export type MessageHandler = (topic: string, payload: Buffer) => void | Promise<void>;
@@ -77,6 +83,10 @@ export class MqttConnection {
   private attempts = 0;
   private lastError: unknown;
   private readonly connectHandlers: ((sessionPresent: boolean) => void)[] = [];
+  /** Bursts in a row whose `beforeAck` failed: reconnects back off on them too, and they are logged sparingly. */
+  private ackFailures = 0;
+  /** The socket corked for the burst being handled, if any. */
+  private corked: { cork(): void; uncork(): void; destroy(error?: Error): void } | undefined;
 
   constructor(
     private readonly settings: MqttSettings,
@@ -106,6 +116,7 @@ export class MqttConnection {
       const handler = settings.onMessage;
       if (!handler) return callback();
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+      this.beginBurst();
       let result: void | Promise<void>;
       try {
         result = handler(packet.topic, payload);
@@ -114,13 +125,15 @@ export class MqttConnection {
         return callback();
       }
       if (result) {
-        result.then(
-          () => callback(),
-          (error: unknown) => {
-            this.logger.error({ err: error, topic: packet.topic }, 'message handler failed');
-            callback();
-          },
-        );
+        const ack = (): void => {
+          // Intake waited (back-pressure): this acknowledgement leaves in a burst of its own.
+          this.beginBurst();
+          callback();
+        };
+        result.then(ack, (error: unknown) => {
+          this.logger.error({ err: error, topic: packet.topic }, 'message handler failed');
+          ack();
+        });
       } else {
         callback();
       }
@@ -143,7 +156,7 @@ export class MqttConnection {
     this.client.prependListener('close', () => {
       if (!settings.reconnect || this.client.disconnecting) return;
       this.attempts++;
-      const delay = backoffDelay(this.attempts, BACKOFF);
+      const delay = backoffDelay(this.attempts + this.ackFailures, BACKOFF);
       this.client.options.reconnectPeriod = delay;
       const fields = { url: safeUrl(settings.url), attempt: this.attempts, retryInMs: delay, reason: this.reason() };
       // First failures at warn, then only every 10th, so a long outage does not flood the log.
@@ -153,6 +166,34 @@ export class MqttConnection {
 
   get connected(): boolean {
     return this.client.connected;
+  }
+
+  /** Corks the socket until the current burst of packets has been handled (the end of this turn of the event loop). */
+  private beginBurst(): void {
+    if (this.corked) return;
+    const socket = this.client.stream as unknown as { cork(): void; uncork(): void; destroy(error?: Error): void };
+    socket.cork();
+    this.corked = socket;
+    setImmediate(() => this.endBurst());
+  }
+
+  private endBurst(): void {
+    const socket = this.corked;
+    this.corked = undefined;
+    if (!socket) return;
+    try {
+      this.settings.beforeAck?.();
+    } catch (error) {
+      this.ackFailures++;
+      if (this.ackFailures <= 3 || this.ackFailures % 10 === 0) {
+        const err = error instanceof Error ? error.message : String(error);
+        this.logger.error({ err, failures: this.ackFailures }, 'could not keep the messages received: dropping the connection unacknowledged, the broker will deliver them again');
+      }
+      socket.destroy();
+      return;
+    }
+    this.ackFailures = 0;
+    socket.uncork();
   }
 
   /** The last connection error in words. */

@@ -4,10 +4,11 @@
  * nothing is lost. The negative control, the same with the queue in memory, must show a loss, or the
  * ledger could not see one.
  */
-import { mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DISK_QUEUE_DEFAULTS } from '../common/disk-queue.js';
 import { MqttConnection } from '../common/mqtt.js';
 import { runCli, stopAllCli, type Running } from './harness/cli.js';
 import { startInfluxDB, type InfluxDB } from './harness/influxdb.js';
@@ -21,7 +22,7 @@ let influx: InfluxDB;
 
 beforeAll(async () => {
   // As the shipped config: persistent, and no 1,000-message cap on what is queued for the bridge.
-  [broker, influx] = await Promise.all([startMosquitto({ persistent: true, config: ['allow_anonymous true', 'max_queued_messages 0'] }), startInfluxDB(['durable', 'memory'])]);
+  [broker, influx] = await Promise.all([startMosquitto({ persistent: true, config: ['allow_anonymous true', 'max_queued_messages 0'] }), startInfluxDB(['durable', 'memory', 'full'])]);
 });
 afterAll(async () => {
   await stopAllCli();
@@ -100,6 +101,35 @@ describe('bridge killed with SIGKILL mid-stream', () => {
     const total = [...stored.values()].reduce((a, b) => a + b, 0);
     expect([...acked.values()].reduce((a, b) => a + b, 0)).toBe(600);
     expect(total).toBeLessThan(600);
+    expect(await second.stop()).toBe(0);
+  });
+});
+
+describe('the queue disk fills up while the bridge runs', () => {
+  it('acknowledges nothing it could not write; once there is room again, every sample is stored', async () => {
+    const queue = mkdtempSync(join(tmpdir(), 'hostpulse-fault-full-'));
+    // A queue whose active segment is 300 bytes short of full (a sparse file, all of it written
+    // already), so that the bridge soon rolls to the next segment: /dev/full, where every write fails.
+    const nearlyFull = DISK_QUEUE_DEFAULTS.segmentBytes - 300;
+    writeFileSync(join(queue, 'seg-000000001.log'), '');
+    truncateSync(join(queue, 'seg-000000001.log'), nearlyFull - 1);
+    appendFileSync(join(queue, 'seg-000000001.log'), '\n');
+    writeFileSync(join(queue, 'cursor.json'), JSON.stringify({ segment: 1, offset: nearlyFull }));
+    const first = bridge('full', 'fault-full', queue, { STATS_INTERVAL: '1s' });
+    await first.waitForLog((l) => l.msg === 'subscribed');
+    symlinkSync('/dev/full', join(queue, 'seg-000000002.log'));
+    const acked = await publishLoad('full', 2, 200, 400);
+    await first.waitForLog((l) => l.msg.startsWith('could not keep the messages received') && String(l['err']).includes('ENOSPC'), 20_000);
+    expect(await first.stop('SIGKILL')).toBeNull();
+    // Room again: the failed segment is gone.
+    rmSync(join(queue, 'seg-000000002.log'));
+    const second = bridge('full', 'fault-full', queue);
+    await second.waitForLog((l) => l.msg === 'connected to broker');
+    const stored = await waitFor('every acknowledged sample stored', async () => {
+      const l = await ledger('full', 'full');
+      return [...l.values()].reduce((a, b) => a + b, 0) >= 400 ? l : undefined;
+    }, 30_000);
+    expect(stored).toEqual(acked);
     expect(await second.stop()).toBe(0);
   });
 });
