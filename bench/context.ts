@@ -12,6 +12,9 @@ export interface BenchSettings {
   readonly backlog: number;
   readonly latencySeconds: number;
   readonly latencyRate: number;
+  /** Soak: seconds and samples per second of the paced load. */
+  readonly soakSeconds: number;
+  readonly soakRate: number;
   readonly hosts: number;
   /** Publisher: QoS 1 messages in flight. */
   readonly window: number;

@@ -11,11 +11,18 @@
  *   BENCH_BACKLOG          messages queued for an offline session, R_drain and catch-up (default 1000000)
  *   BENCH_LATENCY_SECONDS  latency stage: seconds of paced publishing (default 30)
  *   BENCH_LATENCY_RATE     latency stage: samples per second, all hosts (default 10000)
+ *   BENCH_SOAK_SECONDS     bridge-soak: seconds of paced load while RSS is watched (default 600)
+ *   BENCH_SOAK_RATE        bridge-soak: samples per second (default 10000)
+ *   BENCH_AGENT_SECONDS    agent-glances: measured window at 1 s (default 60; twice that at 10 s)
+ *   BENCH_FLEET            fleet: sizes, hosts with a connection each (default 1000,2500,5000)
+ *   BENCH_FLEET_SECONDS    fleet: seconds of rounds per size once all are connected (default 60)
+ *   BENCH_FLEET_INTERVAL   fleet: seconds between a host's rounds (default 10)
  *   BENCH_HOSTS            simulated hosts (default 1000)
  *   BENCH_WINDOW           publisher: QoS 1 messages in flight (default 1000)
  *   BENCH_INFLUX_POINTS    InfluxDB raw write: points (default 2000000)
  *   BENCH_STAGES           comma-separated subset of the stages below, in this order (default all)
  *   BENCH_PROFILE          a directory: the bridge runs with --cpu-prof, profiles written there
+ *   BENCH_BRIDGE_NODE_OPTIONS  NODE_OPTIONS for the bridge (e.g. V8 heap sizes to try)
  *   BENCH_OUT              results file (default bench/results/<date>.md; "-" for none)
  *   BENCH_AUTOSAVE=shipped the shipped mosquitto.conf's autosave settings; the default saves on
  *                          Mosquitto's own 30-minute interval, i.e. not during the run (see the README)
@@ -29,7 +36,11 @@ import { startInfluxDB } from '../test/harness/influxdb.js';
 import { startMosquitto } from '../test/harness/mosquitto.js';
 import type { BenchContext, BenchSettings } from './context.js';
 import { machine, renderTable, resultsMarkdown } from './report.js';
+import { agentVsGlances } from './stages-agent.js';
 import { bridgeCatchUp, bridgeLive, latency } from './stages-bridge.js';
+import { fleet } from './stages-fleet.js';
+import { nodeRedCatchUp, nodeRedLive } from './stages-peer.js';
+import { bridgeSoak } from './stages-soak.js';
 import { influxRaw, rawDrain, rawLive } from './stages-raw.js';
 
 type Stage = (ctx: BenchContext) => Promise<void>;
@@ -39,10 +50,15 @@ const STAGES = {
   'raw-live-qos0': (ctx) => rawLive(ctx, 0),
   'raw-live-qos1': (ctx) => rawLive(ctx, 1),
   'bridge-live': bridgeLive,
+  'nodered-live': nodeRedLive,
   'raw-drain-qos0': (ctx) => rawDrain(ctx, 0),
   'raw-drain-qos1': (ctx) => rawDrain(ctx, 1),
   'bridge-catchup': bridgeCatchUp,
+  'nodered-catchup': nodeRedCatchUp,
   latency,
+  fleet,
+  'bridge-soak': bridgeSoak,
+  'agent-glances': agentVsGlances,
 } as const satisfies Record<string, Stage>;
 
 const env = process.env;
@@ -56,6 +72,8 @@ const settings: BenchSettings = Object.freeze({
   backlog: num('BENCH_BACKLOG', 1_000_000),
   latencySeconds: num('BENCH_LATENCY_SECONDS', 30),
   latencyRate: num('BENCH_LATENCY_RATE', 10_000),
+  soakSeconds: num('BENCH_SOAK_SECONDS', 600),
+  soakRate: num('BENCH_SOAK_RATE', 10_000),
   hosts: num('BENCH_HOSTS', 1000),
   window: num('BENCH_WINDOW', 1000),
   influxPoints: num('BENCH_INFLUX_POINTS', 2_000_000),
@@ -79,7 +97,7 @@ const described = [
   'InfluxDB 1.6 from test/harness (one temp dir, loopback); the bridge with INFLUX_API=1',
   `bridge: node dist/cli/main.js bridge, durable queue on (QUEUE_DIR in a temp dir), BATCH_SIZE 5000 and FLUSH_INTERVAL 1s (defaults), MAX_BUFFERED 100000, QoS 1`,
   `publisher: one MQTT.js connection in its own process, QoS 1, ${settings.window} in flight, ${settings.hosts} hosts, payload {"value","ts","unit","seq"} on sensors/<host>/cpu_usage`,
-  `live stages ${settings.seconds} s; backlog ${settings.backlog.toLocaleString('en-US')} messages; latency ${settings.latencyRate} samples/s for ${settings.latencySeconds} s`,
+  `live stages ${settings.seconds} s; backlog ${settings.backlog.toLocaleString('en-US')} messages; latency ${settings.latencyRate} samples/s for ${settings.latencySeconds} s; soak ${settings.soakRate} samples/s for ${settings.soakSeconds} s`,
   `stages run: ${names.join(', ')}`,
 ];
 const log = (message: string): void => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);

@@ -34,7 +34,24 @@ interface MutableHost {
   online: boolean | null;
   lastSeen: number;
   values: Record<string, [number, number]>;
-  history: Record<string, [number, number][]>;
+  /**
+   * Sparkline points flat, `[t0, v0, t1, v1, …]`: an array of doubles, 16 bytes a point instead of
+   * ~60 for an array per point (2,000 hosts × 5 sparklines × an hour at 15 s: 38 MB against 140).
+   */
+  history: Record<string, number[]>;
+}
+
+/** A host as the page and the API see it (a copy: the live state moves on). */
+function view(h: MutableHost): HostView {
+  const history: Record<string, [number, number][]> = {};
+  for (const [name, flat] of Object.entries(h.history)) {
+    const points: [number, number][] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) points.push([flat[i] as number, flat[i + 1] as number]);
+    history[name] = points;
+  }
+  const values: Record<string, [number, number]> = {};
+  for (const [name, [value, ts]] of Object.entries(h.values)) values[name] = [value, ts];
+  return { host: h.host, online: h.online, lastSeen: h.lastSeen, values, history };
 }
 
 export class LiveState {
@@ -61,17 +78,29 @@ export class LiveState {
     const h = this.entry(sample.host);
     if (!h) return;
     const name = sample.metric.name;
+    // Updated in place: this runs for every message the bridge takes.
     const previous = h.values[name];
-    if (!previous || previous[1] <= sample.ts) h.values[name] = [sample.value, sample.ts];
+    if (!previous) h.values[name] = [sample.value, sample.ts];
+    else if (previous[1] <= sample.ts) {
+      previous[0] = sample.value;
+      previous[1] = sample.ts;
+    }
     h.lastSeen = this.now();
     if (!SPARKLINES.has(sample.metric.template)) return;
     const points = (h.history[name] ??= []);
-    const last = points.at(-1);
-    if (last && sample.ts < last[0]) return; // late redelivery: the sparkline only moves forward
-    if (last && Math.floor(last[0] / this.options.stepMs) === Math.floor(sample.ts / this.options.stepMs)) points[points.length - 1] = [sample.ts, sample.value];
-    else points.push([sample.ts, sample.value]);
+    const n = points.length;
+    const lastTs = n >= 2 ? (points[n - 2] as number) : undefined;
+    if (lastTs !== undefined && sample.ts < lastTs) return; // late redelivery: the sparkline only moves forward
+    if (lastTs !== undefined && Math.floor(lastTs / this.options.stepMs) === Math.floor(sample.ts / this.options.stepMs)) {
+      points[n - 2] = sample.ts;
+      points[n - 1] = sample.value;
+      return;
+    }
+    points.push(sample.ts, sample.value);
     const oldest = sample.ts - this.options.historyMs;
-    while (points.length > 0 && (points[0] as [number, number])[0] < oldest) points.shift();
+    let drop = 0;
+    while (drop < points.length && (points[drop] as number) < oldest) drop += 2;
+    if (drop > 0) points.splice(0, drop);
   }
 
   availability(host: string, online: boolean): void {
@@ -83,7 +112,7 @@ export class LiveState {
 
   /** Every host, as JSON-ready views. */
   snapshot(): HostView[] {
-    return [...this.hosts.values()].map((h) => structuredClone(h));
+    return [...this.hosts.values()].map(view);
   }
 
   /** The hosts changed since the last call. */
@@ -92,7 +121,7 @@ export class LiveState {
     this.changed = new Set();
     return [...changed].flatMap((host) => {
       const h = this.hosts.get(host);
-      return h ? [structuredClone(h)] : [];
+      return h ? [view(h)] : [];
     });
   }
 

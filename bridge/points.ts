@@ -7,8 +7,11 @@
 import { availabilityStorage, pipelineStorage, type Sample } from '../protocol/index.js';
 import type { BridgeStats } from './stats.js';
 
-const escapeKey = (s: string): string => s.replace(/[\\,= ]/g, (c) => `\\${c}`).replace(/\n/g, '\\n');
-const escapeMeasurement = (s: string): string => s.replace(/[\\, ]/g, (c) => `\\${c}`).replace(/\n/g, '\\n');
+const KEY_SPECIAL = /[\\,= \n]/;
+const MEASUREMENT_SPECIAL = /[\\, \n]/;
+// Names almost never need escaping: test first, replace only then.
+const escapeKey = (s: string): string => (KEY_SPECIAL.test(s) ? s.replace(/[\\,= ]/g, (c) => `\\${c}`).replace(/\n/g, '\\n') : s);
+const escapeMeasurement = (s: string): string => (MEASUREMENT_SPECIAL.test(s) ? s.replace(/[\\, ]/g, (c) => `\\${c}`).replace(/\n/g, '\\n') : s);
 
 /** A float in line protocol: JavaScript's shortest round-trip form, e.g. `42`, `42.5`, `1e-7`. */
 function float(value: number): string {

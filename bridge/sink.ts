@@ -2,6 +2,10 @@
  * A sink writes a batch of line-protocol lines to a database. It knows nothing of MQTT, timers or
  * retries; the writer decides those from the SinkError's kind.
  */
+import type { LineBatch } from '../common/line-queue.js';
+
+export type { LineBatch };
+
 export type SinkErrorKind =
   /** Worth retrying later: network failure, 5xx, 429, timeouts, a database that went away. */
   | 'transient'
@@ -30,8 +34,8 @@ export interface Sink {
   readonly target: string;
   /** Verifies at start that the database or bucket exists and accepts writes; throws a SinkError. */
   check(): Promise<void>;
-  /** Writes lines (newline-joined); throws a SinkError. */
-  write(lines: readonly string[]): Promise<void>;
+  /** Writes a batch of points (line protocol, a point per line); throws a SinkError. */
+  write(batch: LineBatch): Promise<void>;
 }
 
 /** Parses a Retry-After header (seconds or an HTTP date) into milliseconds. */

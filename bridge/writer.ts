@@ -13,7 +13,7 @@
  *   series and timestamp.)
  */
 import { backoffDelay, sleep } from '../common/backoff.js';
-import { MemoryLineQueue, type LineQueue } from '../common/line-queue.js';
+import { MemoryLineQueue, batchLines, linesBatch, type LineBatch, type LineQueue } from '../common/line-queue.js';
 import type { Logger } from '../common/logger.js';
 import { ThrottledLog } from '../common/throttle.js';
 import { Histogram } from './metrics.js';
@@ -111,20 +111,19 @@ export class Writer {
         });
         this.wake = undefined;
       }
-      let batch: readonly string[];
+      let batch: LineBatch | undefined;
       try {
-        batch = this.queue.peek(this.options.batchSize);
+        batch = this.queue.peekBatch(this.options.batchSize);
       } catch (error) {
         this.warnings.warn('read', { err: error instanceof Error ? error.message : String(error) }, 'queue not readable, retrying');
-        batch = [];
       }
-      if (batch.length === 0) {
+      if (!batch || batch.count === 0) {
         // Nothing readable although points are held (the queue failed): do not spin.
         if (this.queue.length > 0) await sleep(this.options.flushIntervalMs, this.abort.signal);
         continue;
       }
       if (!(await this.writeBatch(batch))) return;
-      this.queue.remove(batch.length);
+      this.queue.remove(batch.count);
       this.stats.buffered = this.queue.length;
       this.releaseWaiters();
     }
@@ -138,24 +137,24 @@ export class Writer {
   }
 
   /** Writes a batch, retrying transient failures; false only when stopped at the deadline. */
-  private async writeBatch(lines: readonly string[]): Promise<boolean> {
+  private async writeBatch(batch: LineBatch): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
         const started = performance.now();
-        await this.sink.write(lines);
+        await this.sink.write(batch);
         this.writeSeconds.observe((performance.now() - started) / 1000);
         this.writable = true;
-        this.stats.written += lines.length;
+        this.stats.written += batch.count;
         if (attempt > 0) this.logger.info({ target: this.sink.target, attempts: attempt + 1 }, 'database writable again');
         return true;
       } catch (error) {
         const e = error instanceof SinkError ? error : new SinkError(String(error), 'transient', undefined, undefined, { cause: error });
-        if (e.kind === 'rejected' || e.kind === 'too_large') return this.split(lines, e);
+        if (e.kind === 'rejected' || e.kind === 'too_large') return this.split(batchLines(batch), e);
         if (this.abort.signal.aborted) return false;
         this.writable = false;
         this.stats.retries++;
         const delay = Math.max(backoffDelay(attempt, BACKOFF), e.retryAfterMs ?? 0);
-        this.warnings.warn('write', { err: e.message, status: e.status, points: lines.length, retryInMs: delay }, 'write failed, retrying');
+        this.warnings.warn('write', { err: e.message, status: e.status, points: batch.count, retryInMs: delay }, 'write failed, retrying');
         await sleep(delay, this.abort.signal);
         if (this.abort.signal.aborted) return false;
       }
@@ -163,12 +162,12 @@ export class Writer {
   }
 
   private async split(lines: readonly string[], error: SinkError): Promise<boolean> {
-    if (lines.length === 1) {
+    if (lines.length <= 1) {
       this.stats.dbRejected++;
       this.warnings.warn(`rejected:${error.kind}`, { err: error.message, status: error.status, line: lines[0] }, 'database refused a point, dropped');
       return true;
     }
     const half = Math.ceil(lines.length / 2);
-    return (await this.writeBatch(lines.slice(0, half))) && this.writeBatch(lines.slice(half));
+    return (await this.writeBatch(linesBatch(lines.slice(0, half)))) && this.writeBatch(linesBatch(lines.slice(half)));
   }
 }

@@ -9,6 +9,7 @@
  *
  *   <dir>/seg-000000001.log …   one entry per line (a line-protocol point, an agent's message), append-only, rolled at segmentBytes
  *   <dir>/cursor.json           {"segment": n, "offset": bytes}: everything before it is written
+ *                               (saved with each fsync: after a crash, up to fsyncMs of delivered entries come again)
  *   <dir>/lock                  the pid of the process using the directory
  *
  * Bounded by `maxBytes`: beyond it the oldest whole segment is dropped and its points counted.
@@ -19,7 +20,7 @@ import {
   closeSync, existsSync, fsyncSync, ftruncateSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { LineQueue } from './line-queue.js';
+import { EMPTY_BATCH, batchLines, type LineBatch, type LineQueue } from './line-queue.js';
 
 export interface DiskQueueOptions {
   readonly segmentBytes: number;
@@ -32,6 +33,39 @@ export const DISK_QUEUE_DEFAULTS: DiskQueueOptions = { segmentBytes: 16 * 1024 *
 interface Position {
   segment: number;
   offset: number;
+}
+
+/** Bytes of a segment read at once: several batches of points. */
+const READ_AHEAD_BYTES = 512 * 1024;
+
+/** Where a part of `chunk` came from: `length` bytes at `start` are bytes `base`… of `segment`. */
+interface Piece {
+  readonly segment: number;
+  readonly base: number;
+  readonly start: number;
+  readonly length: number;
+}
+
+/** Lines read into memory from one or more segments: `ends` are the offsets in `chunk` just after each newline. */
+interface ReadAhead {
+  readonly chunk: Buffer;
+  readonly ends: readonly number[];
+  readonly pieces: readonly Piece[];
+}
+
+/** The file position just after byte `end` of the window (the end of a line). */
+function positionIn(w: ReadAhead, end: number): Position {
+  const piece = [...w.pieces].reverse().find((p) => p.start < end) as Piece;
+  return { segment: piece.segment, offset: piece.base + (end - piece.start) };
+}
+
+/** The window without its first `count` lines (ending at `end`), or undefined when none is left. */
+function advance(w: ReadAhead, end: number, count: number): ReadAhead | undefined {
+  if (count >= w.ends.length) return undefined;
+  const pieces = w.pieces
+    .filter((p) => p.start + p.length > end)
+    .map((p) => (p.start >= end ? { ...p, start: p.start - end } : { ...p, base: p.base + (end - p.start), start: 0, length: p.length - (end - p.start) }));
+  return { chunk: w.chunk.subarray(end), ends: w.ends.slice(count).map((e) => e - end), pieces };
 }
 
 const SEGMENT = /^seg-(\d{9})\.log$/;
@@ -58,10 +92,11 @@ export class DiskQueue implements LineQueue {
   private lines = new Map<number, number>();
   private activeFd = -1;
   private committed: Position;
-  /** Where each point returned by the last peek ends. */
-  private peekEnds: Position[] = [];
-  private peekCache: string[] = [];
+  /** Lines read ahead from the committed position, not yet removed. */
+  private window: ReadAhead | undefined;
   private dirty = false;
+  /** The committed position moved since cursor.json was written. */
+  private cursorDirty = false;
   private readonly fsyncTimer: NodeJS.Timeout;
 
   constructor(
@@ -149,57 +184,85 @@ export class DiskQueue implements LineQueue {
     while (this.bytes > this.options.maxBytes && this.segments.length > 1) this.dropOldest();
   }
 
-  peek(max: number): readonly string[] {
+  /**
+   * The oldest `max` lines (fewer at the end of a segment) as one buffer, read from the file once
+   * and handed out without a string per line: the bridge posts it to InfluxDB as it is.
+   */
+  peekBatch(max: number): LineBatch {
     this.flushQuietly();
-    if (this.peekCache.length >= Math.min(max, this.flushedLength) && this.peekCache.length > 0) return this.peekCache.slice(0, max);
-    const out: string[] = [];
-    const ends: Position[] = [];
-    let pos: Position = { ...this.committed };
-    while (out.length < max && out.length < this.flushedLength) {
-      const size = this.sizes.get(pos.segment) ?? 0;
-      if (pos.offset >= size) {
-        const next = this.segments.find((s) => s > pos.segment);
-        if (next === undefined) break;
-        pos = { segment: next, offset: 0 };
-        continue;
-      }
-      const fd = openSync(join(this.dir, name(pos.segment)), 'r');
-      try {
-        const chunk = Buffer.alloc(Math.min(1024 * 1024, size - pos.offset));
-        const read = readSync(fd, chunk, 0, chunk.length, pos.offset);
-        let start = 0;
-        for (let i = 0; i < read && out.length < max; i++) {
-          if (chunk[i] !== 0x0a) continue;
-          out.push(chunk.toString('utf8', start, i));
-          ends.push({ segment: pos.segment, offset: pos.offset + i + 1 });
-          start = i + 1;
-        }
-        if (start === 0) break; // no complete line: nothing more to read now
-        pos = { segment: pos.segment, offset: pos.offset + start };
-      } finally {
-        closeSync(fd);
-      }
-    }
-    this.peekCache = out;
-    this.peekEnds = ends;
-    return out;
+    const w = this.readAhead(max);
+    const count = Math.min(max, w?.ends.length ?? 0);
+    if (!w || count === 0) return EMPTY_BATCH;
+    return { count, body: w.chunk.subarray(0, w.ends[count - 1]) };
+  }
+
+  peek(max: number): readonly string[] {
+    return batchLines(this.peekBatch(max));
   }
 
   remove(count: number): void {
     if (count <= 0) return;
-    const end = this.peekEnds[count - 1];
+    const w = this.window;
+    const end = w?.ends[count - 1];
     // The size bound dropped the peeked segment meanwhile: the cursor has moved past it already.
-    // (Points of this batch from later segments will be written again: harmless duplicates.)
-    if (!end) return;
+    if (!w || end === undefined) return;
+    this.committed = positionIn(w, end);
+    this.window = advance(w, end, count);
     // Lines per segment are tracked to keep `length` exact as whole segments are retired.
-    this.committed = end;
-    this.peekCache = this.peekCache.slice(count);
-    this.peekEnds = this.peekEnds.slice(count);
     this.flushedLength -= count;
-    this.writeCursor();
-    for (const s of [...this.segments]) {
-      if (s >= this.committed.segment) break;
-      this.retire(s);
+    // The cursor file is rewritten with the fsync, not per batch: a crash replays at most a
+    // second of points already written (harmless duplicates). Before a segment is deleted it is
+    // written, so that it never names a deleted segment.
+    this.cursorDirty = true;
+    if (this.segments[0] !== undefined && this.segments[0] < this.committed.segment) {
+      this.writeCursor();
+      for (const s of [...this.segments]) {
+        if (s >= this.committed.segment) break;
+        this.retire(s);
+      }
+    }
+  }
+
+  /**
+   * The lines from the committed position on, up to READ_AHEAD_BYTES, across segments; read again
+   * when the window holds fewer than `max` lines and more have been flushed since.
+   */
+  private readAhead(max: number): ReadAhead | undefined {
+    const cached = this.window;
+    if (cached && cached.ends.length >= Math.min(max, this.flushedLength)) return cached;
+    const pieces: Piece[] = [];
+    const buffers: Buffer[] = [];
+    let total = 0;
+    const pos: Position = { ...this.committed };
+    while (total < READ_AHEAD_BYTES) {
+      const size = this.sizes.get(pos.segment) ?? 0;
+      if (pos.offset < size) {
+        const read = this.read(pos, Math.min(READ_AHEAD_BYTES - total, size - pos.offset));
+        pieces.push({ segment: pos.segment, base: pos.offset, start: total, length: read.length });
+        buffers.push(read);
+        total += read.length;
+        pos.offset += read.length;
+        if (pos.offset < size) break; // the window is full
+      }
+      const next = this.segments.find((s) => s > pos.segment);
+      if (next === undefined) break;
+      pos.segment = next;
+      pos.offset = 0;
+    }
+    const chunk = buffers.length === 1 ? (buffers[0] as Buffer) : Buffer.concat(buffers, total);
+    const ends: number[] = [];
+    for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) ends.push(i + 1);
+    this.window = ends.length > 0 ? { chunk, ends, pieces } : undefined;
+    return this.window;
+  }
+
+  private read(pos: Position, length: number): Buffer {
+    const fd = openSync(join(this.dir, name(pos.segment)), 'r');
+    try {
+      const buffer = Buffer.allocUnsafe(length);
+      return buffer.subarray(0, readSync(fd, buffer, 0, length, pos.offset));
+    } finally {
+      closeSync(fd);
     }
   }
 
@@ -217,6 +280,7 @@ export class DiskQueue implements LineQueue {
   }
 
   private sync(): void {
+    if (this.cursorDirty) this.writeCursor();
     if (!this.dirty) return;
     fsyncSync(this.activeFd);
     this.dirty = false;
@@ -270,8 +334,7 @@ export class DiskQueue implements LineQueue {
     this.flushedLength -= lost;
     this.retire(oldest);
     this.committed = { segment: this.segments[0] as number, offset: 0 };
-    this.peekCache = [];
-    this.peekEnds = [];
+    this.window = undefined;
     this.writeCursor();
   }
 
@@ -301,6 +364,7 @@ export class DiskQueue implements LineQueue {
   }
 
   private writeCursor(): void {
+    this.cursorDirty = false;
     const tmp = join(this.dir, 'cursor.json.tmp');
     writeFileSync(tmp, JSON.stringify(this.committed));
     renameSync(tmp, join(this.dir, 'cursor.json'));

@@ -5,6 +5,26 @@
  * counting them.
  */
 
+/** Lines as one buffer, each ending in a newline: what a sink posts as it is. */
+export interface LineBatch {
+  readonly count: number;
+  readonly body: Buffer;
+}
+
+export const EMPTY_BATCH: LineBatch = { count: 0, body: Buffer.alloc(0) };
+
+/** The lines of a batch as strings (for the rare paths that need them one by one). */
+export function batchLines(batch: LineBatch): string[] {
+  if (batch.count === 0) return [];
+  const text = batch.body.toString('utf8');
+  return (text.endsWith('\n') ? text.slice(0, -1) : text).split('\n');
+}
+
+/** A batch of the given lines. */
+export function linesBatch(lines: readonly string[]): LineBatch {
+  return lines.length === 0 ? EMPTY_BATCH : { count: lines.length, body: Buffer.from(`${lines.join('\n')}\n`) };
+}
+
 export interface LineQueue {
   /** Survives a crash of the process (entries left in it are delivered after a restart). */
   readonly durable: boolean;
@@ -22,6 +42,8 @@ export interface LineQueue {
   flush(): void;
   /** The oldest `max` entries, left in the queue. */
   peek(max: number): readonly string[];
+  /** The oldest entries, at most `max`, as one buffer, left in the queue. */
+  peekBatch(max: number): LineBatch;
   /** Removes the oldest `count` entries, once delivered. */
   remove(count: number): void;
   /** Releases what the queue holds open (files, timers). */
@@ -56,6 +78,10 @@ export class MemoryLineQueue implements LineQueue {
 
   peek(max: number): readonly string[] {
     return this.items.slice(this.head, this.head + max);
+  }
+
+  peekBatch(max: number): LineBatch {
+    return linesBatch(this.peek(max));
   }
 
   remove(count: number): void {

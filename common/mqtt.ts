@@ -7,9 +7,10 @@
  *   resolves, so the receiver decides when a message counts as taken (MQTT.js handles one
  *   incoming packet at a time, so a slow handler also pauses intake: that is the back-pressure).
  * - Acknowledgements leave in bursts: the socket is corked while a burst of incoming messages is
- *   handled (the packets of one read from the socket), then `beforeAck` runs (the bridge makes the
- *   burst durable with one write), then the PUBACKs go out together in one write. If `beforeAck`
- *   throws, the connection is dropped with the PUBACKs unsent, and the broker delivers again.
+ *   handled (what arrived in one turn of the event loop, at most MAX_BURST messages), then
+ *   `beforeAck` runs (the bridge makes the burst durable with one write), then the PUBACKs go out
+ *   together in one write. If `beforeAck` throws, the connection is dropped with the PUBACKs
+ *   unsent, and the broker delivers again.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { backoffDelay } from './backoff.js';
@@ -45,6 +46,42 @@ export type MessageHandler = (topic: string, payload: Buffer) => void | Promise<
 export const MQTT_PROTOCOLS = ['mqtt', 'mqtts', 'ws', 'wss'] as const;
 
 const BACKOFF = { baseMs: 1000, maxMs: 30_000 } as const;
+
+/**
+ * Messages in one burst at most. While a backlog drains, MQTT.js handles packet after packet
+ * without yielding to the event loop, and the corked PUBACKs (three small writes each, which
+ * MQTT.js never waits on) would pile up by the hundred thousand.
+ */
+const MAX_BURST = 500;
+
+interface Socket {
+  cork(): void;
+  uncork(): void;
+  destroy(error?: Error): void;
+  _write(chunk: Buffer, encoding: BufferEncoding | 'buffer', callback: (error?: Error | null) => void): void;
+  _writev?(chunks: { chunk: Buffer | string; encoding: BufferEncoding }[], callback: (error?: Error | null) => void): void;
+}
+
+interface Burst {
+  readonly socket: Socket;
+  messages: number;
+}
+
+const coalescing = new WeakSet<Socket>();
+
+/**
+ * What a corked socket holds is written as one buffer. MQTT.js writes a PUBACK as three writes of
+ * one or two bytes: given as separate pieces, 500 of them leave 1024 pieces per system call, more
+ * slowly than a backlog brings new ones, and unsent PUBACKs pile up in memory.
+ */
+function coalesceWrites(socket: Socket): void {
+  if (coalescing.has(socket)) return;
+  coalescing.add(socket);
+  socket._writev = (chunks, callback) => {
+    const buffers = chunks.map(({ chunk, encoding }) => (typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk));
+    socket._write(Buffer.concat(buffers), 'buffer', callback);
+  };
+}
 
 /** CONNACK return codes of MQTT 3.1.1, in words. */
 const CONNACK_REASONS: Record<number, string> = {
@@ -85,8 +122,8 @@ export class MqttConnection {
   private readonly connectHandlers: ((sessionPresent: boolean) => void)[] = [];
   /** Bursts in a row whose `beforeAck` failed: reconnects back off on them too, and they are logged sparingly. */
   private ackFailures = 0;
-  /** The socket corked for the burst being handled, if any. */
-  private corked: { cork(): void; uncork(): void; destroy(error?: Error): void } | undefined;
+  /** The burst being handled (its socket corked), if any. */
+  private burst: Burst | undefined;
 
   constructor(
     private readonly settings: MqttSettings,
@@ -110,6 +147,8 @@ export class MqttConnection {
       ...(settings.tls?.ca ? { ca: settings.tls.ca } : {}),
       ...(settings.tls?.cert ? { cert: settings.tls.cert } : {}),
       ...(settings.tls?.key ? { key: settings.tls.key } : {}),
+      // MQTT.js calls its `debug` logger about twenty times per packet: a few per cent of the bridge's CPU.
+      log: () => undefined,
     };
     this.client = mqtt.connect(settings.url, options);
     this.client.handleMessage = (packet, callback) => {
@@ -136,6 +175,7 @@ export class MqttConnection {
         });
       } else {
         callback();
+        if (this.burst && ++this.burst.messages >= MAX_BURST) this.endBurst(this.burst);
       }
     };
     this.client.on('connect', (connack) => {
@@ -170,17 +210,19 @@ export class MqttConnection {
 
   /** Corks the socket until the current burst of packets has been handled (the end of this turn of the event loop). */
   private beginBurst(): void {
-    if (this.corked) return;
-    const socket = this.client.stream as unknown as { cork(): void; uncork(): void; destroy(error?: Error): void };
+    if (this.burst) return;
+    const socket = this.client.stream as unknown as Socket;
+    coalesceWrites(socket);
     socket.cork();
-    this.corked = socket;
-    setImmediate(() => this.endBurst());
+    const burst: Burst = { socket, messages: 0 };
+    this.burst = burst;
+    setImmediate(() => this.endBurst(burst));
   }
 
-  private endBurst(): void {
-    const socket = this.corked;
-    this.corked = undefined;
-    if (!socket) return;
+  private endBurst(burst: Burst): void {
+    if (this.burst !== burst) return; // ended already (MAX_BURST)
+    this.burst = undefined;
+    const { socket } = burst;
     try {
       this.settings.beforeAck?.();
     } catch (error) {

@@ -33,10 +33,12 @@ describe('disk queue', () => {
 
   it('replays what was not removed after a restart, without the removed points', async () => {
     const dir = await tempDir('dq');
-    const first = new DiskQueue(dir, options);
+    const first = new DiskQueue(dir, { ...options, fsyncMs: 50 });
     bursts(first, 0, 12);
     first.peek(5);
     first.remove(5);
+    // The removal is saved with the next fsync (every 50 ms here).
+    await new Promise((r) => setTimeout(r, 150));
     // no close(): as after kill -9 (the lock names a dead process only in a real crash; reuse is allowed for our own pid)
     const second = new DiskQueue(dir, options);
     expect(second.length).toBe(7);

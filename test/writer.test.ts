@@ -1,6 +1,7 @@
 /** The bridge's write path against real InfluxDB 1.6: what the database refuses is isolated, counted and dropped; the rest lands. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createInfluxV1Sink } from '../bridge/sinks/influx-v1.js';
+import type { LineBatch } from '../bridge/sink.js';
 import { createStats } from '../bridge/stats.js';
 import { Writer } from '../bridge/writer.js';
 import { startInfluxDB, type InfluxDB } from './harness/influxdb.js';
@@ -22,12 +23,12 @@ function writer(database: string, batchSize: number) {
   const requests: { points: number; status: number | undefined }[] = [];
   const sink = {
     ...real,
-    write: async (batch: readonly string[]) => {
+    write: async (batch: LineBatch) => {
       try {
         await real.write(batch);
-        requests.push({ points: batch.length, status: 204 });
+        requests.push({ points: batch.count, status: 204 });
       } catch (error) {
-        requests.push({ points: batch.length, status: (error as { status?: number }).status });
+        requests.push({ points: batch.count, status: (error as { status?: number }).status });
         throw error;
       }
     },

@@ -23,15 +23,22 @@ export function createInfluxV1Sink(settings: InfluxV1Settings): Sink {
   }
   const target = `InfluxDB 1.x ${new URL(settings.url).origin} database "${settings.database}"${settings.retentionPolicy ? ` rp "${settings.retentionPolicy}"` : ''}`;
 
-  async function post(body: string): Promise<{ status: number; message: string; retryAfter: string | null }> {
+  async function post(body: string | Buffer): Promise<{ status: number; message: string; retryAfter: string | null }> {
+    // A timer of our own, cleared at the answer: AbortSignal.timeout would keep each request (and
+    // its body) reachable until the timeout passed, several write requests' worth of memory.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error(`timeout: no answer within ${settings.timeoutMs} ms (INFLUX_TIMEOUT)`)), settings.timeoutMs);
     let res: Response;
+    let text: string;
     try {
-      res = await fetch(endpoint, { method: 'POST', headers, body, signal: AbortSignal.timeout(settings.timeoutMs) });
+      res = await fetch(endpoint, { method: 'POST', headers, body, signal: abort.signal });
+      text = res.status === 204 ? '' : await res.text().catch(() => '');
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       throw new SinkError(`${target}: ${cause?.code ?? cause?.message ?? (error as Error).message}`, 'transient', undefined, undefined, { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
-    const text = res.status === 204 ? '' : await res.text().catch(() => '');
     let message = text;
     try {
       // InfluxDB 1.x answers {"error"}; InfluxDB 2.x's 1.x-compatible /write answers {"code","message"}.
@@ -50,8 +57,8 @@ export function createInfluxV1Sink(settings: InfluxV1Settings): Sink {
       const { status, message } = await post('');
       checkStatus(status, message, target);
     },
-    async write(lines) {
-      const { status, message, retryAfter } = await post(lines.join('\n'));
+    async write(batch) {
+      const { status, message, retryAfter } = await post(batch.body);
       if (status >= 200 && status < 300) return;
       throw new SinkError(`${target}: ${status} ${message}`, kindOfStatus(status), status, retryAfterMs(retryAfter));
     },

@@ -59,9 +59,10 @@ export function createInfluxV2Sink(settings: InfluxV2Settings): Sink {
         checkStatus(error.statusCode, message, target);
       }
     },
-    async write(lines) {
+    async write(batch) {
       try {
-        await post(lines.join('\n'));
+        // The client's transport takes a string.
+        await post(batch.body.toString('utf8'));
       } catch (error) {
         throw toSinkError(error);
       }
