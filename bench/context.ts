@@ -1,4 +1,6 @@
 /** What every stage gets: the servers, the settings, the figures so far, and shared steps. */
+import { createLogger } from '../common/logger.js';
+import { MqttConnection } from '../common/mqtt.js';
 import type { InfluxDB } from '../test/harness/influxdb.js';
 import type { Mosquitto } from '../test/harness/mosquitto.js';
 import type { PublisherOptions } from './publisher.js';
@@ -89,6 +91,32 @@ export async function waitReceived(latest: () => ChildEvent | undefined, expecte
     if (count > seen.count) seen = { count, since: Date.now() };
     if (p && (count >= expected || Date.now() - seen.since > stallMs)) return { count, firstAt: p['firstAt'] as number, lastAt: p['lastAt'] as number };
     await sleep(100);
+  }
+}
+
+/**
+ * The persistent sessions the stages use (bridges, the Node-RED peer, the drain subscriber). A
+ * stopped subscriber's session keeps collecting every message published afterwards, which would
+ * load the broker (and its memory) during every later stage: run.ts forgets them after each stage.
+ */
+export const BENCH_SESSIONS = [
+  'bench-bridge-live',
+  'bench-bridge-catchup',
+  'bench-bridge-latency',
+  'bench-bridge-soak',
+  'bench-bridge-fleet',
+  'bench-nodered-live',
+  'bench-raw-drain0',
+  'bench-raw-drain1',
+] as const;
+
+/** Connects once with a clean session under each id: the broker discards what it kept for them. */
+export async function forgetSessions(ctx: BenchContext, clientIds: readonly string[] = BENCH_SESSIONS): Promise<void> {
+  const logger = createLogger({ name: 'bench', level: 'silent', fd: 2 });
+  for (const clientId of clientIds) {
+    const mqtt = new MqttConnection({ url: ctx.broker.url, clientId, clean: true, reconnect: false }, logger);
+    await mqtt.waitConnected(10_000);
+    await mqtt.close();
   }
 }
 

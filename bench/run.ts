@@ -34,12 +34,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { stopAllCli } from '../test/harness/cli.js';
 import { startInfluxDB } from '../test/harness/influxdb.js';
 import { startMosquitto } from '../test/harness/mosquitto.js';
-import type { BenchContext, BenchSettings } from './context.js';
+import { forgetSessions, type BenchContext, type BenchSettings } from './context.js';
 import { machine, renderTable, resultsMarkdown } from './report.js';
 import { agentVsGlances } from './stages-agent.js';
 import { bridgeCatchUp, bridgeLive, latency } from './stages-bridge.js';
 import { fleet } from './stages-fleet.js';
-import { nodeRedCatchUp, nodeRedLive } from './stages-peer.js';
+import { nodeRedLive } from './stages-peer.js';
 import { bridgeSoak } from './stages-soak.js';
 import { influxRaw, rawDrain, rawLive } from './stages-raw.js';
 
@@ -54,7 +54,6 @@ const STAGES = {
   'raw-drain-qos0': (ctx) => rawDrain(ctx, 0),
   'raw-drain-qos1': (ctx) => rawDrain(ctx, 1),
   'bridge-catchup': bridgeCatchUp,
-  'nodered-catchup': nodeRedCatchUp,
   latency,
   fleet,
   'bridge-soak': bridgeSoak,
@@ -119,6 +118,7 @@ try {
       notes.push(`stage ${name} failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
       log(`stage ${name} FAILED: ${String(error)}`);
     });
+    await forgetSessions(ctx);
     log(`stage ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   }
 } finally {
