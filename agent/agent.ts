@@ -35,12 +35,23 @@ export const RESUME_SLACK_MS = 30_000;
 /** Bound of the in-memory outbox an Agent makes when it is given none. */
 const MEMORY_QUEUE_BYTES = 64 * 1024 * 1024;
 
-/** Turns one round of readings into the messages to publish. */
-export function toMessages(host: string, readings: readonly Reading[], ts: number, nextSeq: () => number): Message[] {
+/** What a metric's samples carry besides the value, looked up in the catalog once per metric. */
+interface MetricInfo {
+  readonly topic: string;
+  readonly unit: string | undefined;
+}
+
+/** Turns one round of readings into the messages to publish; `known` keeps each metric's topic and unit from round to round. */
+export function toMessages(host: string, readings: readonly Reading[], ts: number, nextSeq: () => number, known = new Map<string, MetricInfo>()): Message[] {
   return readings.map((r) => {
-    const unit = resolveMetric(r.metric)?.spec.unit;
+    let info = known.get(r.metric);
+    if (!info) {
+      info = { topic: sampleTopic(host, r.metric), unit: resolveMetric(r.metric)?.spec.unit || undefined };
+      known.set(r.metric, info);
+    }
+    const { unit } = info;
     const payload = encodePayload(unit ? { value: r.value, ts, unit, seq: nextSeq() } : { value: r.value, ts, seq: nextSeq() });
-    return { topic: sampleTopic(host, r.metric), payload };
+    return { topic: info.topic, payload };
   });
 }
 
@@ -50,6 +61,7 @@ export class Agent {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private currentRound: Promise<void> | undefined;
+  private readonly known = new Map<string, MetricInfo>();
   readonly outbox: Outbox;
 
   constructor(
@@ -69,7 +81,7 @@ export class Agent {
     const ts = this.now();
     const readings: Reading[] = [...(await this.sampler.round()), { metric: 'agent_queue', value: this.outbox.length }, { metric: 'agent_dropped', value: this.outbox.dropped }];
     this.rounds++;
-    const messages = toMessages(this.options.host, readings, ts, () => this.seq++);
+    const messages = toMessages(this.options.host, readings, ts, () => this.seq++, this.known);
     if (this.hooks.beforeSend) {
       try {
         await this.hooks.beforeSend(readings.map((r) => r.metric));

@@ -31,7 +31,7 @@ export const agentSchema = z.object({
   HA_DISCOVERY_PREFIX: z
     .string()
     .default('homeassistant')
-    .refine((p) => !/[+#/\0]/.test(p), { error: 'must be one MQTT topic level, without "+", "#", "/" or NUL' }),
+    .refine((p) => !/[+#/\0]/.test(p), { message: 'must be one MQTT topic level, without "+", "#", "/" or NUL' }),
 });
 
 export type AgentEnv = z.output<typeof agentSchema>;

@@ -36,6 +36,10 @@ export class Discovery {
   /** Metric → the round it was last seen in. */
   private readonly lastSeen = new Map<string, number>();
   private rounds = 0;
+  /** Something that decides the configs changed since the last reconcile (a metric came or went, the broker's copy changed). */
+  private dirty = true;
+  /** Each metric's config and its JSON, built once. */
+  private readonly entities = new Map<string, { readonly entity: Entity; readonly json: string } | undefined>();
   private ready = false;
   private generation = 0;
   private syncing: Promise<void> | undefined;
@@ -68,8 +72,11 @@ export class Discovery {
       return;
     }
     if (objectIdOf(this.ctx.prefix, this.ctx.host, topic) === undefined) return;
-    if (payload.length === 0) this.retained.delete(topic);
-    else this.retained.set(topic, payload.toString());
+    const text = payload.length === 0 ? undefined : payload.toString();
+    if (this.retained.get(topic) === text) return;
+    if (text === undefined) this.retained.delete(topic);
+    else this.retained.set(topic, text);
+    this.dirty = true;
   }
 
   /**
@@ -79,7 +86,13 @@ export class Discovery {
    */
   async observe(metrics: readonly string[]): Promise<void> {
     this.rounds++;
-    for (const m of metrics) this.lastSeen.set(m, this.rounds);
+    for (const m of metrics) {
+      if (!this.lastSeen.has(m)) this.dirty = true;
+      this.lastSeen.set(m, this.rounds);
+    }
+    // A metric missing for vanishRounds rounds now; the first round that may clear stale configs.
+    for (const round of this.lastSeen.values()) if (this.rounds - round === this.options.vanishRounds) this.dirty = true;
+    if (this.rounds === this.options.vanishRounds) this.dirty = true;
     if (!this.ready && this.syncing && this.mqtt.connected) {
       const timeout = new AbortController();
       await Promise.race([this.syncing, sleep(this.options.settleMs + 5000, timeout.signal)]);
@@ -110,6 +123,7 @@ export class Discovery {
     const generation = ++this.generation;
     this.ready = false;
     this.retained.clear();
+    this.dirty = true;
     const run = async (): Promise<void> => {
       try {
         await Promise.all([
@@ -136,24 +150,38 @@ export class Discovery {
     entities.set(online.topic, online);
     for (const [metric, round] of this.lastSeen) {
       if (this.rounds - round >= this.options.vanishRounds) continue;
-      const entity = metricEntity(this.ctx, metric);
-      if (entity) entities.set(entity.topic, entity);
+      const built = this.entity(metric);
+      if (built) entities.set(built.entity.topic, built.entity);
     }
     return entities;
   }
 
-  /** Publishes configs that differ from the broker's (all with `force`), clears vanished ones. */
+  private entity(metric: string): { readonly entity: Entity; readonly json: string } | undefined {
+    if (!this.entities.has(metric)) {
+      const entity = metricEntity(this.ctx, metric);
+      this.entities.set(metric, entity && { entity, json: JSON.stringify(entity.config) });
+    }
+    return this.entities.get(metric);
+  }
+
+  /**
+   * Publishes configs that differ from the broker's (all with `force`), clears vanished ones. A
+   * round that changed nothing (no metric came or went, the broker's copies are as we left them)
+   * costs nothing.
+   */
   private reconcile(force: boolean): { published: number; cleared: number; unchanged: number } {
     const result = { published: 0, cleared: 0, unchanged: 0 };
-    if (!this.ready || this.stopped) return result;
+    if (!this.ready || this.stopped || (!force && !this.dirty)) return result;
+    this.dirty = false;
     const desired = this.desired();
     for (const [topic, entity] of desired) {
       const held = this.retained.get(topic);
-      if (!force && held !== undefined && sameJson(parse(held), entity.config)) {
+      const json = this.entities.get(entity.objectId)?.json ?? JSON.stringify(entity.config);
+      if (!force && held !== undefined && (held === json || sameJson(parse(held), entity.config))) {
         result.unchanged++;
         continue;
       }
-      this.publish(topic, JSON.stringify(entity.config));
+      this.publish(topic, json);
       result.published++;
     }
     // Only once every collector had its chances to report, so that a slow first round removes nothing.

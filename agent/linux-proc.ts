@@ -1,14 +1,20 @@
 /**
- * Linux readings taken straight from /proc with one asynchronous file read each, where
- * systeminformation would start processes: its currentLoad() runs `cat /proc/stat | grep cpu`,
- * networkStats() three `cat`s per interface, fsSize() `cat /proc/mounts` and `df`, cpuTemperature()
- * two `cat`s per hwmon sensor and one of the thermal zones, each through a shell, most with execSync
- * (blocking the event loop), on every round. Same shapes as
- * systeminformation's, so collectors and recordings are unchanged.
+ * Linux readings taken straight from /proc, where systeminformation would start processes: its
+ * currentLoad() runs `cat /proc/stat | grep cpu`, networkStats() three `cat`s per interface, fsSize()
+ * `cat /proc/mounts` and `df`, each through a shell, most with execSync (blocking the event loop), on
+ * every round; its mem() reads /proc/meminfo seven times. Same shapes as systeminformation's, so
+ * collectors and recordings are unchanged. (CPU temperatures: agent/linux-sensors.ts.)
+ *
+ * /proc files are read synchronously: the kernel makes them up in memory, and a read through libuv's
+ * pool would cost a handful of thread hand-overs (open, stat, read, read, close) for microseconds of
+ * work. What can hang stays asynchronous: statfs of a network mount.
  */
-import { readFile, readdir, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { CpuLoad, CpuTemperature, Filesystem, NetworkStat } from './probe.js';
+import { readFileSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
+import type { CpuLoad, Filesystem, Memory, NetworkStat } from './probe.js';
+
+/** A /proc file's text, read synchronously (a rejected promise when it cannot be read). */
+export const readProc = (path: string) => async (): Promise<string> => readFileSync(path, 'utf8');
 
 /** Interface byte counters from /proc/net/dev, for the interfaces in `names` (those with an address, as systeminformation lists). */
 export function parseProcNetDev(text: string, names: ReadonlySet<string>): NetworkStat[] {
@@ -41,7 +47,7 @@ export function parseProcStat(text: string): CpuTicks | undefined {
 }
 
 /** CPU usage since the previous call (since boot on the first), as systeminformation's currentLoad. */
-export function cpuLoadReader(read: () => Promise<string> = () => readFile('/proc/stat', 'utf8')): () => Promise<CpuLoad> {
+export function cpuLoadReader(read: () => Promise<string> = readProc('/proc/stat')): () => Promise<CpuLoad> {
   let previous: CpuTicks = { busy: 0, total: 0 };
   return async () => {
     const now = parseProcStat(await read());
@@ -80,7 +86,7 @@ export function parseProcMounts(text: string): Mount[] {
 type StatFs = (path: string) => Promise<{ bsize: number; blocks: number; bfree: number; bavail: number }>;
 
 /** Size and use of every mounted filesystem, as `df` gives them: used = blocks − free, use % = used / (used + available). */
-export function fsSizeReader(read: () => Promise<string> = () => readFile('/proc/mounts', 'utf8'), stat: StatFs = (path) => statfs(path)): () => Promise<Filesystem[]> {
+export function fsSizeReader(read: () => Promise<string> = readProc('/proc/mounts'), stat: StatFs = (path) => statfs(path)): () => Promise<Filesystem[]> {
   return async () => {
     const mounts = parseProcMounts(await read());
     // Asynchronous: a hung network mount holds a thread of libuv's pool, not the agent.
@@ -98,75 +104,22 @@ export function fsSizeReader(read: () => Promise<string> = () => readFile('/proc
   };
 }
 
-const celsius = (milli: string): number => Math.round(parseInt(milli, 10) / 100) / 10;
-/** Directory entries matching `pattern`, in the order a shell glob gives them. */
-async function entries(dir: string, pattern: RegExp): Promise<string[]> {
-  try {
-    return (await readdir(dir)).filter((name) => pattern.test(name)).sort();
-  } catch {
-    return [];
-  }
-}
-const readTrimmed = (path: string): Promise<string | undefined> => readFile(path, 'utf8').then((t) => t.trim(), () => undefined);
+const KIB = 1024;
 
-interface Sensors {
-  /** hwmon temperatures in glob order, cut before the first "Tdie": label and the file of the value. */
-  readonly hwmon: readonly { readonly label: string; readonly input: string }[];
-  /** Temperature files of the thermal zones whose type names the CPU. */
-  readonly cpuZones: readonly string[];
-}
-
-/** Where the CPU temperatures are: labels and zone types do not change while the agent runs. */
-async function findSensors(root: string): Promise<Sensors> {
-  const hwmon: { label: string; input: string }[] = [];
-  for (const mon of await entries(join(root, 'hwmon'), /^hwmon\d+$/)) {
-    const dir = join(root, 'hwmon', mon);
-    for (const labelFile of await entries(dir, /^temp\d+_label$/)) {
-      hwmon.push({ label: (await readTrimmed(join(dir, labelFile))) ?? '', input: join(dir, labelFile.replace(/_label$/, '_input')) });
-    }
+/** Memory and swap from /proc/meminfo, by systeminformation's formulas (available: MemAvailable, else free + buffers + cache + slab). */
+export function parseMeminfo(text: string): Memory {
+  const kib = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) kib.set(line.slice(0, colon).toLowerCase(), Number.parseInt(line.slice(colon + 1), 10));
   }
-  const tdie = hwmon.findIndex((s) => s.label.toLowerCase().includes('tdie'));
-  const cpuZones: string[] = [];
-  for (const zone of await entries(join(root, 'thermal'), /^thermal_zone\d+$/)) {
-    if ((await readTrimmed(join(root, 'thermal', zone, 'type')))?.toLowerCase().includes('cpu')) cpuZones.push(join(root, 'thermal', zone, 'temp'));
-  }
-  return { hwmon: tdie >= 0 ? hwmon.slice(tdie) : hwmon, cpuZones };
-}
-
-/**
- * CPU temperatures from sysfs, by systeminformation's rules for Linux (lib/cpu.js): the hwmon
- * sensors in glob order, cut before the first "Tdie"; `Tctl`, a `Package`/`Physical` label, `Tccd1`
- * or `Tdie` gives the main temperature, `Core …` labels the cores; with no such label, the first
- * thermal zone whose type names the CPU. The sensors are found once (each round until some are: a
- * driver may load after the agent starts); a round reads only their values. `root` is /sys/class (a
- * folder of the same shape in tests).
- */
-export function cpuTemperatureReader(root = '/sys/class'): () => Promise<CpuTemperature> {
-  let sensors: Sensors | undefined;
-  return async () => {
-    if (!sensors || (sensors.hwmon.length === 0 && sensors.cpuZones.length === 0)) sensors = await findSensors(root);
-    const values = await Promise.all(sensors.hwmon.map((s) => readTrimmed(s.input)));
-    let main: number | null = null;
-    let tctl = 0;
-    const cores: number[] = [];
-    sensors.hwmon.forEach(({ label }, i) => {
-      const value = values[i] || '0';
-      const lower = label.toLowerCase();
-      if (lower === 'tctl') tctl = main = celsius(value);
-      if (lower.startsWith('core')) cores.push(celsius(value));
-      // Tdie (older AMD kernels) too: systeminformation leaves it to lm-sensors' `sensors`, started every round.
-      else if (main === null && (lower.includes('package') || lower.includes('physical') || lower === 'tccd1' || lower === 'tdie')) main = celsius(value);
-    });
-    if (tctl && main === null) main = tctl;
-    if (cores.length > 0) {
-      const found: number = main ?? Math.round(cores.reduce((a, b) => a + b, 0) / cores.length);
-      return { main: found, cores, max: Math.max(found, ...cores) };
-    }
-    if (main !== null) return { main, cores, max: main };
-    for (const file of sensors.cpuZones) {
-      const temp = await readTrimmed(file);
-      if (temp) return { main: celsius(temp), cores: [], max: celsius(temp) };
-    }
-    return { main: null, cores: [], max: null };
+  const bytes = (key: string): number => {
+    const value = kib.get(key);
+    return value !== undefined && Number.isFinite(value) ? value * KIB : 0;
   };
+  const total = bytes('memtotal');
+  const available = bytes('memavailable') || bytes('memfree') + bytes('buffers') + bytes('cached') + bytes('slab');
+  const swaptotal = bytes('swaptotal');
+  return { total, available, swaptotal, swapused: swaptotal - bytes('swapfree') };
 }
+

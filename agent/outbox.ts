@@ -142,13 +142,16 @@ export class Outbox {
     wake?.();
   }
 
+  /**
+   * Publishes while connected and something is queued; otherwise sleeps until poked: by `put`, by
+   * every connection (the publisher's onConnect), by `stop`. No timer wakes an idle agent. The check
+   * and the wait happen in one turn of the event loop, so a poke cannot fall between them.
+   */
   private async run(): Promise<void> {
     while (!this.stopping) {
       if (!this.publisher.connected || this.queue.length === 0) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
-          // A connection can come up between the check and here: look again now and then.
-          setTimeout(resolve, 1000).unref();
         });
         continue;
       }

@@ -52,10 +52,10 @@ export interface Battery {
 export interface TimeInfo { readonly uptime: number }
 export type LoadAverage = readonly [number, number, number] | null;
 /**
- * Raw output of `nvidia-smi --query-gpu=<NVIDIA_SMI_FIELDS> --format=csv,noheader,nounits`, or
- * null without nvidia-smi. Read directly because systeminformation's graphics() drops every
- * zero it gets from nvidia-smi (an idle GPU would report no utilisation at all) and runs lspci
- * besides on every call.
+ * Raw output of `nvidia-smi --query-gpu=<NVIDIA_SMI_FIELDS> --format=csv,noheader,nounits` (one line
+ * per GPU: the latest block of its loop mode, agent/nvidia-smi.ts), or null without nvidia-smi. Read
+ * directly because systeminformation's graphics() drops every zero it gets from nvidia-smi (an idle
+ * GPU would report no utilisation at all) and runs lspci and nvidia-smi besides on every call.
  */
 export type NvidiaSmiOutput = string | null;
 
@@ -91,6 +91,8 @@ export type Probe = {
   readonly [K in keyof ProbeRound]: () => Promise<ProbeRound[K]>;
 } & {
   readonly staticInfo: () => Promise<StaticInfo>;
+  /** Ends what the probe keeps running (the real probe's nvidia-smi); called when the agent stops. */
+  readonly close?: () => void;
 };
 
 export const PROBE_CALLS = [

@@ -1,15 +1,20 @@
-/** `hostpulse agent`: sample this PC and publish to MQTT. */
+/**
+ * `hostpulse agent`: sample this PC and publish to MQTT.
+ *
+ * Only type imports and light modules are imported statically: the agent's own modules and the
+ * libraries under them (MQTT.js, pino, zod) are loaded by `runAgent` once it has set up the runtime
+ * (leanAgentRuntime), and the health server only when HTTP_PORT asks for it.
+ */
 import { writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { Agent, toMessages } from '../agent/agent.js';
-import { loadAgentConfig, type AgentConfig } from '../agent/config.js';
-import { ReplayProbe, record, type Probe } from '../agent/probe.js';
-import { Sampler } from '../agent/sampler.js';
-import { createSystemProbe } from '../agent/si-probe.js';
-import { sleep } from '../common/backoff.js';
-import { metricsRoute, startHealthServer, type HealthServer } from '../common/health.js';
-import { createLogger, type Logger } from '../common/logger.js';
-import { PRIME_MS, agentConnection, createSampler, startAgentService, type AgentService } from './agent-service.js';
+import { setFlagsFromString } from 'node:v8';
+import type { Agent } from '../agent/agent.js';
+import type { AgentConfig } from '../agent/config.js';
+import type { Probe } from '../agent/probe.js';
+import type { Sampler } from '../agent/sampler.js';
+import type { HealthServer } from '../common/health.js';
+import type { Logger } from '../common/logger.js';
+import type { AgentService } from './agent-service.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
 
 export const AGENT_HELP = `Usage: hostpulse agent [options]
@@ -57,7 +62,30 @@ Environment:
                    answers Home Assistant's birth message on <prefix>/status
 `;
 
+/**
+ * V8 set up for a process that wakes for a few milliseconds now and then, applied at run time with
+ * v8.setFlagsFromString, so that it holds however the agent is started (npx, systemd, Docker, a
+ * scheduled task, `node dist/cli/main.js agent`), without a second process (Node 20 cannot exec
+ * itself; a parent waiting on a re-executed child would double the memory), and only for
+ * `hostpulse agent` (`up` and `bridge` keep V8's defaults). Both flags are read by V8 each time it
+ * acts on them, which is why they work after start-up; heap sizes (--max-semi-space-size,
+ * --max-old-space-size) are fixed when V8 starts and cannot be set this way.
+ *
+ * - `--no-turbofan`: the optimizing compiler buys the agent nothing worth having and costs it about
+ *   10 MiB of resident memory for the process's life (its own code, its compilation zones).
+ * - `--semi-space-growth-factor=1`: the young generation stays at its initial 1 MiB instead of
+ *   doubling while modules load (to 16 MiB, held until V8's memory reducer runs seconds later); an
+ *   agent allocates little per round, so this costs a few sub-millisecond scavenges.
+ *
+ * They act on what is compiled and allocated after this call: the agent's modules are loaded after it.
+ */
+export function leanAgentRuntime(): void {
+  setFlagsFromString('--no-turbofan');
+  setFlagsFromString('--semi-space-growth-factor=1');
+}
+
 export async function runAgent(args: readonly string[]): Promise<number> {
+  leanAgentRuntime();
   const flags = parseFlags('agent', args, {
     once: { type: 'boolean' },
     print: { type: 'boolean' },
@@ -80,6 +108,13 @@ export async function runAgent(args: readonly string[]): Promise<number> {
   }
   const base = environment(flags['config']);
   if (!base) return EXIT_USAGE;
+  const [{ loadAgentConfig }, { createLogger }, { ReplayProbe, record }, { createSystemProbe }, { createSampler }] = await Promise.all([
+    import('../agent/config.js'),
+    import('../common/logger.js'),
+    import('../agent/probe.js'),
+    import('../agent/si-probe.js'),
+    import('./agent-service.js'),
+  ]);
   const env = {
     ...base,
     ...(typeof flags['host'] === 'string' ? { SENSORS_HOST: flags['host'] } : {}),
@@ -98,7 +133,8 @@ export async function runAgent(args: readonly string[]): Promise<number> {
 
   let probe: Probe;
   try {
-    probe = typeof flags['replay'] === 'string' ? await ReplayProbe.fromFile(flags['replay']) : createSystemProbe();
+    const options = { intervalMs: flags['record'] !== undefined ? 1000 : config.intervalMs, inventory: flags['record'] !== undefined, logger: logger.child({ component: 'probe' }) };
+    probe = typeof flags['replay'] === 'string' ? await ReplayProbe.fromFile(flags['replay']) : createSystemProbe(process.platform, options);
   } catch (error) {
     process.stderr.write(`hostpulse agent: cannot read --replay file: ${(error as Error).message}\n`);
     return EXIT_USAGE;
@@ -106,6 +142,7 @@ export async function runAgent(args: readonly string[]): Promise<number> {
 
   if (typeof flags['record'] === 'string') {
     const recording = await record(probe, process.platform);
+    probe.close?.();
     await writeFile(flags['record'], `${JSON.stringify({ description: `recorded on ${config.host}`, ...recording }, null, 2)}\n`);
     process.stderr.write(`recorded ${recording.rounds.length} rounds to ${flags['record']}\n`);
     return EXIT_OK;
@@ -113,19 +150,28 @@ export async function runAgent(args: readonly string[]): Promise<number> {
 
   const sampler = createSampler(probe, config, logger);
   if (flags['print']) {
+    const [{ toMessages }, { sleep }, { PRIME_MS }] = await Promise.all([import('../agent/agent.js'), import('../common/backoff.js'), import('./agent-service.js')]);
     await sampler.prime();
     await sleep(PRIME_MS);
     const ts = Date.now();
     let seq = 0;
-    for (const m of toMessages(config.host, await sampler.round(), ts, () => seq++)) {
+    const readings = await sampler.round();
+    probe.close?.();
+    for (const m of toMessages(config.host, readings, ts, () => seq++)) {
       process.stdout.write(`${JSON.stringify({ topic: m.topic, payload: JSON.parse(m.payload) as unknown })}\n`);
     }
     return EXIT_OK;
   }
-  return flags['once'] ? runOnce(config, sampler, logger) : runForever(config, probe, logger);
+  if (flags['once']) {
+    const code = await runOnce(config, sampler, logger);
+    probe.close?.();
+    return code;
+  }
+  return runForever(config, probe, logger);
 }
 
 async function runOnce(config: AgentConfig, sampler: Sampler, logger: Logger): Promise<number> {
+  const [{ Agent }, { sleep }, { PRIME_MS, agentConnection }] = await Promise.all([import('../agent/agent.js'), import('../common/backoff.js'), import('./agent-service.js')]);
   const mqtt = agentConnection(config, logger, true);
   const agent = new Agent(config, sampler, mqtt, logger);
   try {
@@ -149,11 +195,15 @@ async function runOnce(config: AgentConfig, sampler: Sampler, logger: Logger): P
 }
 
 async function runForever(config: AgentConfig, probe: Probe, logger: Logger): Promise<number> {
+  const { startAgentService } = await import('./agent-service.js');
   let agent: Agent | undefined;
   let health: HealthServer | undefined;
   try {
-    const metrics = metricsRoute(() => agent?.metrics() ?? '');
-    health = config.http.port > 0 ? await startHealthServer(config.http.host, config.http.port, () => agent?.health() ?? { ok: false, starting: true }, logger, metrics) : undefined;
+    if (config.http.port > 0) {
+      const { metricsRoute, startHealthServer } = await import('../common/health.js');
+      const metrics = metricsRoute(() => agent?.metrics() ?? '');
+      health = await startHealthServer(config.http.host, config.http.port, () => agent?.health() ?? { ok: false, starting: true }, logger, metrics);
+    }
   } catch (error) {
     process.stderr.write(`hostpulse agent: cannot serve /healthz on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(error as Error).message}\n`);
     return EXIT_FAILURE;

@@ -1,12 +1,9 @@
 #!/usr/bin/env node
-/** The `hostpulse` command: one CLI, a subcommand per service. */
+/**
+ * The `hostpulse` command: one CLI, a subcommand per service. Each command's modules are loaded
+ * when it runs: an agent holds no bridge, broker or InfluxDB client code in memory.
+ */
 import { packageVersion } from '../common/version.js';
-import { runAgent } from './agent.js';
-import { runBridge } from './bridge.js';
-import { runEnrol } from './enrol.js';
-import { runUp } from './up.js';
-import { catalog } from '../protocol/catalog.js';
-import { metricTableMarkdown } from '../protocol/catalog-doc.js';
 
 const version = packageVersion;
 
@@ -32,16 +29,18 @@ async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'agent':
-      return runAgent(rest);
+      return (await import('./agent.js')).runAgent(rest);
     case 'bridge':
-      return runBridge(rest);
+      return (await import('./bridge.js')).runBridge(rest);
     case 'up':
-      return runUp(rest);
+      return (await import('./up.js')).runUp(rest);
     case 'enrol':
-      return runEnrol(rest);
-    case 'metrics':
+      return (await import('./enrol.js')).runEnrol(rest);
+    case 'metrics': {
+      const [{ catalog }, { metricTableMarkdown }] = await Promise.all([import('../protocol/catalog.js'), import('../protocol/catalog-doc.js')]);
       process.stdout.write(rest.includes('--markdown') ? `${metricTableMarkdown()}\n` : `${JSON.stringify(catalog, null, 2)}\n`);
       return 0;
+    }
     case undefined:
     case '-h':
     case '--help':

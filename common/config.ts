@@ -5,7 +5,7 @@
  * environment once at start, reports every problem at once, one line per variable, and returns
  * a frozen typed object. An empty variable counts as unset.
  */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { LOG_LEVELS } from './logger.js';
 
 export { z };
@@ -103,11 +103,11 @@ export function url(protocols: readonly string[], defaultValue?: string) {
 }
 
 export function required() {
-  return z.string({ error: 'is required' });
+  return z.string({ required_error: 'is required', invalid_type_error: 'is required' });
 }
 
 export function oneOf<const T extends readonly [string, ...string[]]>(values: T, defaultValue: T[number]) {
-  return z.enum(values, { error: `must be one of ${values.join(', ')}` }).default(defaultValue as never);
+  return z.enum(values as unknown as [T[number], ...T[number][]], { errorMap: () => ({ message: `must be one of ${values.join(', ')}` }) }).default(defaultValue as never);
 }
 
 export const logLevel = () => oneOf(LOG_LEVELS, 'info');
@@ -116,7 +116,7 @@ export const logLevel = () => oneOf(LOG_LEVELS, 'info');
 export type CrossCheck<T> = (config: T) => readonly string[];
 
 /** Parses the variables a schema names out of `env`; all problems at once, one line each. */
-export function parseConfig<S extends z.ZodObject>(
+export function parseConfig<S extends z.AnyZodObject>(
   schema: S,
   env: Env,
   crossCheck?: CrossCheck<z.output<S>>,

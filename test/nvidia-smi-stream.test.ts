@@ -1,0 +1,230 @@
+/**
+ * NVIDIA GPUs without a process per round: one nvidia-smi in loop mode for the agent's whole life.
+ * The test machine has no GPU, so a small `nvidia-smi` script on PATH plays a real card's part: it
+ * checks the query and format the agent asks for, honours `-lms`, prints the CSV lines recorded from
+ * a real 2× RTX 5090 workstation (test/fixtures/machines) once per interval, and notes each start in
+ * a file. What is checked is what a user sees: the GPU metrics the agent prints and publishes, one
+ * nvidia-smi for many rounds, a restart after it ends, nothing rather than old values when it hangs,
+ * and no nvidia-smi left behind.
+ */
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NVIDIA_SMI_FIELDS, type Recording } from '../agent/probe.js';
+import { NvidiaSmiStream, nvidiaSmiLoopArgs } from '../agent/nvidia-smi.js';
+import { execCli, runCli, stopAllCli } from './harness/cli.js';
+import { captureLogger } from './harness/logs.js';
+import { startMosquitto, type Mosquitto } from './harness/mosquitto.js';
+import { capture, waitFor } from './harness/mqtt.js';
+import { tempDir } from './harness/process.js';
+
+const WORKSTATION = JSON.parse(readFileSync(new URL('./fixtures/machines/linux-2gpu-workstation.json', import.meta.url), 'utf8')) as Recording;
+/** The two recorded blocks (two GPUs each), played in turn. */
+const BLOCKS = WORKSTATION.rounds.map((r) => r.nvidiaSmi ?? '');
+
+/**
+ * A fake nvidia-smi: refuses another query or format as the real one does, then prints a block every
+ * `-lms` milliseconds. FAKE_SMI_BLOCKS: exit after that many blocks; FAKE_SMI_HANG_AFTER: stay
+ * silent (running) after that many. Output is written with shell builtins, so that a write to a
+ * closed pipe ends it (SIGPIPE), as it ends the real one.
+ */
+const FAKE = `#!/bin/sh
+echo "$$ $*" >> "$FAKE_SMI_STARTS"
+query=""; format=""; ms=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --query-gpu=*) query="\${1#--query-gpu=}" ;;
+    --format=*) format="\${1#--format=}" ;;
+    -lms) shift; ms="$1" ;;
+  esac
+  shift
+done
+if [ "$query" != "${NVIDIA_SMI_FIELDS.join(',')}" ] || [ "$format" != "csv,noheader,nounits" ] || [ -z "$ms" ]; then
+  echo "Invalid combination of input arguments. Please run 'nvidia-smi -h' for help." >&2
+  exit 2
+fi
+seconds=$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))
+n=0
+while :; do
+  n=$((n + 1))
+  block="$FAKE_SMI_DIR/block$(( (n - 1) % 2 )).csv"
+  while IFS= read -r line; do printf '%s\\n' "$line"; done < "$block"
+  if [ -n "$FAKE_SMI_BLOCKS" ] && [ "$n" -ge "$FAKE_SMI_BLOCKS" ]; then exit 0; fi
+  if [ -n "$FAKE_SMI_HANG_AFTER" ] && [ "$n" -ge "$FAKE_SMI_HANG_AFTER" ]; then exec sleep 3600; fi
+  sleep "$seconds"
+done
+`;
+
+interface Fake {
+  readonly dir: string;
+  readonly path: string;
+  readonly startsFile: string;
+  env(extra?: Record<string, string>): Record<string, string>;
+  /** The PIDs of the fake processes started so far. */
+  starts(): number[];
+}
+
+async function fakeNvidiaSmi(): Promise<Fake> {
+  const dir = await tempDir('fake-nvidia-smi');
+  const path = join(dir, 'nvidia-smi');
+  writeFileSync(path, FAKE);
+  chmodSync(path, 0o755);
+  BLOCKS.forEach((block, i) => writeFileSync(join(dir, `block${i}.csv`), block));
+  const startsFile = join(dir, 'starts');
+  writeFileSync(startsFile, '');
+  return {
+    dir,
+    path,
+    startsFile,
+    env: (extra = {}) => ({ PATH: `${dir}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, FAKE_SMI_DIR: dir, FAKE_SMI_STARTS: startsFile, ...extra }),
+    starts: () =>
+      readFileSync(startsFile, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => Number(l.split(' ')[0])),
+  };
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A stream on the fake, its environment set for the fake's children (the stream spawns with this process's env). */
+async function withEnv<T>(env: Record<string, string>, run: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return await run();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+describe('nvidia-smi loop mode (a fake nvidia-smi)', () => {
+  it('asks for the same query and format as one-shot, in loop mode at the interval', () => {
+    expect(nvidiaSmiLoopArgs(10_000)).toEqual([`--query-gpu=${NVIDIA_SMI_FIELDS.join(',')}`, '--format=csv,noheader,nounits', '-lms', '10000']);
+  });
+
+  it('gives the latest whole block, round after round, from one process', async () => {
+    const fake = await fakeNvidiaSmi();
+    await withEnv(fake.env(), async () => {
+      const stream = new NvidiaSmiStream({ path: fake.path, intervalMs: 200 });
+      const seen = new Set<string>();
+      for (let i = 0; i < 12; i++) {
+        const block = await stream.read();
+        expect(block, `read ${i}`).not.toBeNull();
+        // Whole blocks only: both GPUs, each line as nvidia-smi printed it.
+        expect(BLOCKS).toContain(block);
+        seen.add(block as string);
+        await sleep(150);
+      }
+      expect(seen.size).toBe(2); // it follows the stream
+      expect(fake.starts()).toHaveLength(1);
+      const [pid] = fake.starts();
+      stream.stop();
+      await waitFor('nvidia-smi ended', () => (alive(pid as number) ? undefined : true), 5000);
+      expect(await stream.read()).toBeNull();
+    });
+  });
+
+  it('starts it again when it ends, reports nothing rather than old values while it hangs, and ends one that hangs', async () => {
+    const fake = await fakeNvidiaSmi();
+    const { logger, lines } = captureLogger('nvidia-smi');
+    await withEnv(fake.env({ FAKE_SMI_BLOCKS: '2' }), async () => {
+      const stream = new NvidiaSmiStream({ path: fake.path, intervalMs: 200, logger });
+      expect(await stream.read()).not.toBeNull();
+      // Rounds go on reading: one of them starts it again, after a backoff of 1 to 2 s.
+      await waitFor('a second nvidia-smi', async () => (await stream.read(), fake.starts().length >= 2 ? true : undefined), 10_000);
+      expect(await waitFor('values again', async () => (await stream.read()) ?? undefined, 5000)).toMatch(/RTX 5090/);
+      expect(lines.some((l) => l.msg === 'nvidia-smi ended; starting it again')).toBe(true);
+      stream.stop();
+    });
+    const hung = await fakeNvidiaSmi();
+    await withEnv(hung.env({ FAKE_SMI_HANG_AFTER: '1' }), async () => {
+      const stream = new NvidiaSmiStream({ path: hung.path, intervalMs: 200 });
+      expect(await stream.read()).toBe(BLOCKS[0]);
+      await sleep(200 * 4);
+      expect(await stream.read()).toBeNull();
+      expect(hung.starts()).toHaveLength(1); // still running, only silent
+      // Silent for long (8 s at least): ended, and started again by a later round.
+      await waitFor('a new nvidia-smi after the silent one', async () => (await stream.read(), hung.starts().length >= 2 ? true : undefined), 20_000);
+      expect(alive(hung.starts()[0] as number)).toBe(false);
+      expect(await waitFor('values again', async () => (await stream.read()) ?? undefined, 5000)).toBe(BLOCKS[0]);
+      stream.stop();
+    });
+  });
+
+  it('without nvidia-smi reports nothing and never tries again', async () => {
+    const stream = new NvidiaSmiStream({ path: '/nonexistent/nvidia-smi', intervalMs: 200 });
+    expect(await stream.read()).toBeNull();
+    expect(await stream.read()).toBeNull();
+    expect(stream.starts).toBe(1);
+  });
+});
+
+describe('the agent with an NVIDIA GPU (a fake nvidia-smi on PATH)', () => {
+  let broker: Mosquitto;
+  beforeAll(async () => {
+    broker = await startMosquitto();
+  });
+  afterAll(async () => {
+    await stopAllCli();
+    await broker?.stop();
+  });
+
+  it('`agent --print` shows each GPU from nvidia-smi, and leaves no nvidia-smi behind', async () => {
+    const fake = await fakeNvidiaSmi();
+    const { code, stdout } = await execCli(['agent', '--print', '--host', 'gpu-box'], fake.env());
+    expect(code).toBe(0);
+    const printed = new Map(stdout.trim().split('\n').map((l) => JSON.parse(l) as { topic: string; payload: { value: number } }).map((m) => [m.topic, m.payload.value]));
+    // The first recorded block: GPU 0 at 43 °C drawing 105 W, idle; GPU 1 at 49 °C, 1 % busy.
+    expect(printed.get('sensors/gpu-box/gpu0_temp')).toBe(43);
+    expect(printed.get('sensors/gpu-box/gpu0_power')).toBe(105);
+    expect(printed.get('sensors/gpu-box/gpu0_usage')).toBe(0);
+    expect(printed.get('sensors/gpu-box/gpu1_temp')).toBe(49);
+    expect(printed.get('sensors/gpu-box/gpu1_usage')).toBe(1);
+    expect(printed.get('sensors/gpu-box/gpu1_mem_used')).toBe(28535 * 1024 * 1024);
+    expect(fake.starts()).toHaveLength(1);
+    await waitFor('nvidia-smi ended', () => (fake.starts().every((pid) => !alive(pid)) ? true : undefined), 5000);
+  });
+
+  it('publishes the GPUs every round from one nvidia-smi, started again when it ends, stopped with the agent', async () => {
+    const fake = await fakeNvidiaSmi();
+    const seen = await capture(broker.url, 'sensors/gpu-rounds/gpu0_temp');
+    // nvidia-smi ends after 6 blocks (6 s): the agent starts it again.
+    const agent = runCli(['agent'], { ...fake.env({ FAKE_SMI_BLOCKS: '6' }), MQTT_URL: broker.url, SENSORS_HOST: 'gpu-rounds', SAMPLE_INTERVAL: '1s', HA_DISCOVERY: 'false' });
+    await waitFor('4 rounds with GPU figures', () => (seen.messages.length >= 4 ? true : undefined), 30_000);
+    expect(fake.starts()).toHaveLength(1);
+    await waitFor('nvidia-smi started again', () => (fake.starts().length >= 2 ? true : undefined), 30_000);
+    const before = seen.messages.length;
+    await waitFor('GPU figures after the restart', () => (seen.messages.length >= before + 3 ? true : undefined), 30_000);
+    expect(seen.messages.map((m) => (JSON.parse(m.payload) as { value: number }).value).every((v) => v === 43)).toBe(true);
+    // Many rounds, two starts: the one that ended and its replacement.
+    expect(fake.starts()).toHaveLength(2);
+    expect(agent.logs().filter((l) => l.msg === 'nvidia-smi ended; starting it again')).toHaveLength(1);
+    expect(await agent.stop()).toBe(0);
+    await waitFor('no nvidia-smi left', () => (fake.starts().every((pid) => !alive(pid)) ? true : undefined), 5000);
+    await seen.close();
+  }, 90_000);
+
+  it('an agent killed with SIGKILL leaves no nvidia-smi running: its next write fails', async () => {
+    const fake = await fakeNvidiaSmi();
+    const seen = await capture(broker.url, 'sensors/gpu-killed/gpu0_temp');
+    const agent = runCli(['agent'], { ...fake.env(), MQTT_URL: broker.url, SENSORS_HOST: 'gpu-killed', SAMPLE_INTERVAL: '1s', HA_DISCOVERY: 'false' });
+    await waitFor('2 rounds with GPU figures', () => (seen.messages.length >= 2 ? true : undefined), 30_000);
+    const [pid] = fake.starts();
+    expect(alive(pid as number)).toBe(true);
+    await agent.stop('SIGKILL');
+    await waitFor('nvidia-smi ended', () => (alive(pid as number) ? undefined : true), 5000);
+    await seen.close();
+  }, 60_000);
+});
