@@ -9,11 +9,11 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, stopAllCli } from './harness/cli.js';
-import { startMosquitto, type Mosquitto } from './harness/mosquitto.js';
+import { describe, expect, it } from 'vitest';
+import { runCli } from './harness/cli.js';
 import { capture, waitFor } from './harness/mqtt.js';
 import { tempDir } from './harness/process.js';
+import { useBroker } from './harness/servers.js';
 
 const hasStrace = ((): boolean => {
   try {
@@ -37,18 +37,11 @@ async function loopWakeups(pid: number, seconds: number): Promise<number> {
 }
 
 describe('an idle agent', () => {
-  let broker: Mosquitto;
-  beforeAll(async () => {
-    broker = await startMosquitto();
-  });
-  afterAll(async () => {
-    await stopAllCli();
-    await broker?.stop();
-  });
+  const servers = useBroker();
 
   it.skipIf(!hasStrace)('wakes a few times per round, not every second (strace of the event loop over whole rounds)', async () => {
-    const seen = await capture(broker.url, 'sensors/idle-pc/uptime');
-    const agent = runCli(['agent'], { MQTT_URL: broker.url, SENSORS_HOST: 'idle-pc', SAMPLE_INTERVAL: '5s' });
+    const seen = await capture(servers.broker.url, 'sensors/idle-pc/uptime');
+    const agent = runCli(['agent'], { MQTT_URL: servers.broker.url, SENSORS_HOST: 'idle-pc', SAMPLE_INTERVAL: '5s' });
     // Past start-up (discovery's settling, V8's first clean-ups): 4 rounds.
     await waitFor('4 rounds', () => (seen.messages.length >= 4 ? true : undefined), 60_000);
     const before = seen.messages.length;

@@ -9,14 +9,14 @@
  */
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NVIDIA_SMI_FIELDS, type Recording } from '../agent/probe.js';
 import { NvidiaSmiStream, nvidiaSmiLoopArgs } from '../agent/nvidia-smi.js';
-import { execCli, runCli, stopAllCli } from './harness/cli.js';
+import { execCli, runCli } from './harness/cli.js';
 import { captureLogger } from './harness/logs.js';
-import { startMosquitto, type Mosquitto } from './harness/mosquitto.js';
 import { capture, waitFor } from './harness/mqtt.js';
 import { tempDir } from './harness/process.js';
+import { useBroker } from './harness/servers.js';
 
 const WORKSTATION = JSON.parse(readFileSync(new URL('./fixtures/machines/linux-2gpu-workstation.json', import.meta.url), 'utf8')) as Recording;
 /** The two recorded blocks (two GPUs each), played in turn. */
@@ -172,14 +172,7 @@ describe('nvidia-smi loop mode (a fake nvidia-smi)', () => {
 });
 
 describe('the agent with an NVIDIA GPU (a fake nvidia-smi on PATH)', () => {
-  let broker: Mosquitto;
-  beforeAll(async () => {
-    broker = await startMosquitto();
-  });
-  afterAll(async () => {
-    await stopAllCli();
-    await broker?.stop();
-  });
+  const servers = useBroker();
 
   it('`agent --print` shows each GPU from nvidia-smi, and leaves no nvidia-smi behind', async () => {
     const fake = await fakeNvidiaSmi();
@@ -199,9 +192,9 @@ describe('the agent with an NVIDIA GPU (a fake nvidia-smi on PATH)', () => {
 
   it('publishes the GPUs every round from one nvidia-smi, started again when it ends, stopped with the agent', async () => {
     const fake = await fakeNvidiaSmi();
-    const seen = await capture(broker.url, 'sensors/gpu-rounds/gpu0_temp');
+    const seen = await capture(servers.broker.url, 'sensors/gpu-rounds/gpu0_temp');
     // nvidia-smi ends after 6 blocks (6 s): the agent starts it again.
-    const agent = runCli(['agent'], { ...fake.env({ FAKE_SMI_BLOCKS: '6' }), MQTT_URL: broker.url, SENSORS_HOST: 'gpu-rounds', SAMPLE_INTERVAL: '1s', HA_DISCOVERY: 'false' });
+    const agent = runCli(['agent'], { ...fake.env({ FAKE_SMI_BLOCKS: '6' }), MQTT_URL: servers.broker.url, SENSORS_HOST: 'gpu-rounds', SAMPLE_INTERVAL: '1s', HA_DISCOVERY: 'false' });
     await waitFor('4 rounds with GPU figures', () => (seen.messages.length >= 4 ? true : undefined), 30_000);
     expect(fake.starts()).toHaveLength(1);
     await waitFor('nvidia-smi started again', () => (fake.starts().length >= 2 ? true : undefined), 30_000);
@@ -218,8 +211,8 @@ describe('the agent with an NVIDIA GPU (a fake nvidia-smi on PATH)', () => {
 
   it('an agent killed with SIGKILL leaves no nvidia-smi running: its next write fails', async () => {
     const fake = await fakeNvidiaSmi();
-    const seen = await capture(broker.url, 'sensors/gpu-killed/gpu0_temp');
-    const agent = runCli(['agent'], { ...fake.env(), MQTT_URL: broker.url, SENSORS_HOST: 'gpu-killed', SAMPLE_INTERVAL: '1s', HA_DISCOVERY: 'false' });
+    const seen = await capture(servers.broker.url, 'sensors/gpu-killed/gpu0_temp');
+    const agent = runCli(['agent'], { ...fake.env(), MQTT_URL: servers.broker.url, SENSORS_HOST: 'gpu-killed', SAMPLE_INTERVAL: '1s', HA_DISCOVERY: 'false' });
     await waitFor('2 rounds with GPU figures', () => (seen.messages.length >= 2 ? true : undefined), 30_000);
     const [pid] = fake.starts();
     expect(alive(pid as number)).toBe(true);

@@ -32,3 +32,16 @@ export function useServers(databases: readonly string[], options: ServerOptions 
   });
   return servers;
 }
+
+/** A Mosquitto (anonymous, default config) alone for one test file, stopped after it with every CLI process left running. */
+export function useBroker(): { broker: Mosquitto } {
+  const servers = {} as { broker: Mosquitto };
+  beforeAll(async () => {
+    servers.broker = await startMosquitto();
+  });
+  afterAll(async () => {
+    await stopAllCli();
+    await servers.broker?.stop();
+  });
+  return servers;
+}
