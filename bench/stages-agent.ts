@@ -18,13 +18,14 @@
  *      (fork/vfork/clone without CLONE_THREAD) started during 40 s of rounds (at least 3), with
  *      their command lines.
  *
- * The agent runs as shipped: `node dist/cli/main.js agent`, durable queue in a temp dir, Home
+ * The agent runs as shipped: `node --jitless dist/cli/main.js agent` (AGENT_NODE_OPTIONS, as deploy/ starts it), durable queue in a temp dir, Home
  * Assistant discovery on, HTTP off; its rounds are seen on the broker (sensors/<host>/cpu_usage).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AGENT_NODE_OPTIONS } from '../cli/agent.js';
 import { CLI, ROOT, cliEnv } from '../test/harness/cli.js';
 import { connect } from '../test/harness/mqtt.js';
 import { sleep, type BenchContext } from './context.js';
@@ -169,7 +170,7 @@ async function startAgent(ctx: BenchContext, intervalS: number, traceFile?: stri
   await watcher.waitConnected(5000);
   await watcher.subscribe(`sensors/${host}/cpu_usage`, 1);
   const env = cliEnv({ SAMPLE_INTERVAL: `${intervalS}s`, MQTT_URL: ctx.broker.url, SENSORS_HOST: host, QUEUE_DIR: mkdtempSync(join(tmpdir(), 'hostpulse-bench-agent-')) });
-  const command = [process.execPath, CLI, 'agent'];
+  const command = [process.execPath, ...AGENT_NODE_OPTIONS, CLI, 'agent'];
   const launched = traceFile ? launch('strace', [...STRACE_ARGS, '-o', traceFile, '--', ...command], env) : launch(command[0] as string, command.slice(1), env);
   root = launched.child.pid as number;
   return {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
+import { AGENT_NODE_OPTIONS } from '../cli/agent.js';
 import { ROOT, execCli } from './harness/cli.js';
 import { tempDir } from './harness/process.js';
 
@@ -14,7 +15,7 @@ it('ships a systemd unit that systemd-analyze accepts without a warning', async 
   // verify exits 0 on unknown keys and only warns: any output is a problem in the unit.
   expect(output.split('\n').filter((l) => l.includes('hostpulse-agent.service'))).toEqual([]);
   const unit = readFileSync(join(ROOT, 'deploy/systemd/hostpulse-agent.service'), 'utf8');
-  expect(unit).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/hostpulse\/dist\/cli\/main\.js agent$/m);
+  expect(unit).toMatch(new RegExp(`^ExecStart=/usr/bin/node ${AGENT_NODE_OPTIONS.join(' ')} /opt/hostpulse/dist/cli/main\.js agent$`, 'm'));
   expect(unit).toMatch(/^EnvironmentFile=\/etc\/hostpulse\/agent\.env$/m);
   expect(unit).toMatch(/^DynamicUser=yes$/m);
   // The agent's outbox must outlive restarts: systemd gives it a persistent, private state folder.
@@ -24,9 +25,12 @@ it('ships a systemd unit that systemd-analyze accepts without a warning', async 
 it('starts the launchd daemon and the Windows task with the same settings file', () => {
   const plist = readFileSync(join(ROOT, 'deploy/macos/com.hostpulse.agent.plist'), 'utf8');
   expect(plist).toMatch(/<string>agent<\/string>\s*<string>--config<\/string>\s*<string>\/usr\/local\/etc\/hostpulse\/agent\.env<\/string>/);
+  // Node's options for the agent (AGENT_NODE_OPTIONS) come before the script in every launcher.
+  expect(plist).toMatch(new RegExp(`<string>/usr/local/bin/node</string>\\s*${AGENT_NODE_OPTIONS.map((o) => `<string>${o}</string>\\s*`).join('')}<string>/usr/local/hostpulse/dist/cli/main\\.js</string>`));
   expect(plist.match(/<dict>/g)).toHaveLength(plist.match(/<\/dict>/g)?.length ?? -1);
   const ps1 = readFileSync(join(ROOT, 'deploy/windows/install-agent.ps1'), 'utf8');
   expect(ps1).toContain('agent --config');
+  expect(ps1).toContain(`-Argument "${AGENT_NODE_OPTIONS.join(' ')} \`"$main\`" agent`);
   expect(ps1).toContain('-Hidden');
   expect(ps1).toContain("-UserId 'SYSTEM'");
 });

@@ -1,5 +1,6 @@
 /** Runs the built `hostpulse` CLI (dist/, as users run it) and reads its JSON log lines. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { AGENT_NODE_OPTIONS } from '../../cli/agent.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,8 +52,11 @@ export async function stopAllCli(): Promise<void> {
   );
 }
 
+/** Node's options for a command, as shipped: the agent with those its launchers give it (deploy/, Compose). */
+export const nodeOptionsFor = (args: readonly string[]): readonly string[] => (args[0] === 'agent' ? AGENT_NODE_OPTIONS : []);
+
 export function runCli(args: readonly string[], env: Record<string, string> = {}): Running {
-  const child = spawn(process.execPath, [CLI, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const child = spawn(process.execPath, [...nodeOptionsFor(args), CLI, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   running.add(child);
   child.once('exit', () => running.delete(child));
   let out = '';
