@@ -18,7 +18,7 @@
  *      (fork/vfork/clone without CLONE_THREAD) started during 40 s of rounds (at least 3), with
  *      their command lines.
  *
- * The agent runs as shipped: `node --jitless dist/cli/main.js agent` (AGENT_NODE_OPTIONS, as deploy/ starts it), durable queue in a temp dir, Home
+ * The agent runs as shipped: `node --jitless --no-expose-wasm dist/cli/main.js agent` (AGENT_NODE_OPTIONS, as deploy/ starts it), durable queue in a temp dir, Home
  * Assistant discovery on, HTTP off; its rounds are seen on the broker (sensors/<host>/cpu_usage).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';

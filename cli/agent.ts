@@ -91,9 +91,10 @@ export function leanAgentRuntime(): void {
  * compilers' code is never paged in): about 2 MiB less resident memory for the same CPU per round
  * (the agent's rounds are a few milliseconds of mostly native work), measured with the bench's
  * agent-glances stage. It must be given at launch (V8 fixes it when it starts), and it disables
- * WebAssembly, which the agent does not use. Without it the agent works the same.
+ * WebAssembly, which the agent does not use; `--no-expose-wasm` says so, or V8 prints "disabling flag
+ * --expose_wasm due to conflicting flags" on stderr at every start. Without them the agent works the same.
  */
-export const AGENT_NODE_OPTIONS = ['--jitless'] as const;
+export const AGENT_NODE_OPTIONS = ['--jitless', '--no-expose-wasm'] as const;
 
 export async function runAgent(args: readonly string[]): Promise<number> {
   leanAgentRuntime();

@@ -31,6 +31,8 @@ it('starts the launchd daemon and the Windows task with the same settings file',
   const ps1 = readFileSync(join(ROOT, 'deploy/windows/install-agent.ps1'), 'utf8');
   expect(ps1).toContain('agent --config');
   expect(ps1).toContain(`-Argument "${AGENT_NODE_OPTIONS.join(' ')} \`"$main\`" agent`);
+  const compose = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
+  expect(compose).toContain(`entrypoint: ["node", ${AGENT_NODE_OPTIONS.map((o) => `"${o}"`).join(', ')}, "dist/cli/main.js"]`);
   expect(ps1).toContain('-Hidden');
   expect(ps1).toContain("-UserId 'SYSTEM'");
 });

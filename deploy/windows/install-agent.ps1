@@ -15,7 +15,7 @@ if (-not (Test-Path $main)) { throw "No build at $main: run 'npm ci' in $Install
 # Only SYSTEM and administrators may read the broker password.
 icacls $EnvFile /inheritance:r /grant:r 'SYSTEM:R' 'Administrators:F' | Out-Null
 
-$action = New-ScheduledTaskAction -Execute $Node -Argument "--jitless `"$main`" agent --config `"$EnvFile`"" -WorkingDirectory $InstallDir
+$action = New-ScheduledTaskAction -Execute $Node -Argument "--jitless --no-expose-wasm `"$main`" agent --config `"$EnvFile`"" -WorkingDirectory $InstallDir
 $trigger = New-ScheduledTaskTrigger -AtStartup
 $principal = New-ScheduledTaskPrincipal -UserId 'SYSTEM' -LogonType ServiceAccount -RunLevel Highest
 $settings = New-ScheduledTaskSettingsSet -Hidden -RestartCount 999 -RestartInterval (New-TimeSpan -Minutes 1) `
