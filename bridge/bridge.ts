@@ -48,6 +48,8 @@ export class Bridge {
   private readonly subscription: string;
   private mqtt: MqttConnection | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
+  /** Counts the holes in agents' numbers that stayed open (bridge/gaps.ts). */
+  private gapTimer: NodeJS.Timeout | undefined;
   private readonly stopping = new AbortController();
 
   /**
@@ -104,6 +106,12 @@ export class Bridge {
       // Stored like any point; never waits, so a full queue cannot stall the timer.
       void this.writer?.push(statsLine(this.options.mqtt.clientId, this.stats, this.now()));
     }, this.options.statsIntervalMs);
+    if (this.gaps) {
+      const gaps = this.gaps;
+      this.gapTimer = setInterval(() => {
+        for (const [host, missing] of gaps.sweep(Date.now())) this.reportMissing(host, missing);
+      }, 1000);
+    }
     return true;
   }
 
@@ -172,10 +180,13 @@ export class Bridge {
   }
 
   private observeSeq(host: string, seq: number): void {
-    const missing = this.gaps?.observe(host, seq) ?? 0;
-    if (missing === 0) return;
+    const missing = this.gaps?.observe(host, seq, Date.now()) ?? 0;
+    if (missing > 0) this.reportMissing(host, missing);
+  }
+
+  private reportMissing(host: string, missing: number): void {
     this.stats.missing += missing;
-    this.rejections.warn(`gap:${host}`, { host, missing, seq }, 'samples missing: a gap in the agent\'s sequence numbers (lost at the broker, or dropped by the agent)');
+    this.rejections.warn(`gap:${host}`, { host, missing }, 'samples missing: a gap in the agent\'s sequence numbers (lost at the broker, or dropped by the agent)');
   }
 
   private reject(reason: RejectReason, topic: string, detail: string): undefined {
@@ -197,6 +208,7 @@ export class Bridge {
   async stop(timeoutMs: number): Promise<number> {
     this.stopping.abort();
     clearInterval(this.statsTimer);
+    clearInterval(this.gapTimer);
     const started = this.now();
     // Intake stops first, so nothing is acknowledged after the last write.
     const closeTimeout = new AbortController();
