@@ -88,6 +88,8 @@ export class SequenceGaps {
   }
 
   private expire(h: HostSeq, now: number): number {
+    // The common case, per sample: nothing open, nothing allocated.
+    if (h.holes.length === 0) return 0;
     const due = h.holes.filter((hole) => now - hole.at >= this.reorderMs);
     if (due.length === 0) return 0;
     h.holes = h.holes.filter((hole) => now - hole.at < this.reorderMs);
