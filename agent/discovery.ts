@@ -30,6 +30,13 @@ export interface DiscoveryOptions {
 
 export const DISCOVERY_DEFAULTS: DiscoveryOptions = { settleMs: 1500, birthDelayMaxMs: 5000, vanishRounds: 3 };
 
+/** An entity and its config as published (JSON). */
+interface Built {
+  readonly entity: Entity;
+  readonly json: string;
+}
+const built = (entity: Entity): Built => ({ entity, json: JSON.stringify(entity.config) });
+
 export class Discovery {
   /** What the broker holds under our config topics, as far as we know: topic → payload. */
   private readonly retained = new Map<string, string>();
@@ -38,8 +45,8 @@ export class Discovery {
   private rounds = 0;
   /** Something that decides the configs changed since the last reconcile (a metric came or went, the broker's copy changed). */
   private dirty = true;
-  /** Each metric's config and its JSON, built once. */
-  private readonly entities = new Map<string, { readonly entity: Entity; readonly json: string } | undefined>();
+  /** Each metric's config and its JSON, built once (undefined: a metric Home Assistant is not told of). */
+  private readonly entities = new Map<string, Built | undefined>();
   private ready = false;
   private generation = 0;
   private syncing: Promise<void> | undefined;
@@ -143,25 +150,21 @@ export class Discovery {
     await this.syncing;
   }
 
-  /** The entities this PC should have now: every metric seen within `vanishRounds` rounds. */
-  private desired(): Map<string, Entity> {
-    const entities = new Map<string, Entity>();
-    const online = onlineEntity(this.ctx);
-    entities.set(online.topic, online);
+  /** The entities this PC should have now, by topic: the online sensor and every metric seen within `vanishRounds` rounds. */
+  private desired(): Map<string, Built> {
+    const entities = new Map<string, Built>();
+    const online = built(onlineEntity(this.ctx));
+    entities.set(online.entity.topic, online);
     for (const [metric, round] of this.lastSeen) {
       if (this.rounds - round >= this.options.vanishRounds) continue;
-      const built = this.entity(metric);
-      if (built) entities.set(built.entity.topic, built.entity);
+      if (!this.entities.has(metric)) {
+        const entity = metricEntity(this.ctx, metric);
+        this.entities.set(metric, entity && built(entity));
+      }
+      const entity = this.entities.get(metric);
+      if (entity) entities.set(entity.entity.topic, entity);
     }
     return entities;
-  }
-
-  private entity(metric: string): { readonly entity: Entity; readonly json: string } | undefined {
-    if (!this.entities.has(metric)) {
-      const entity = metricEntity(this.ctx, metric);
-      this.entities.set(metric, entity && { entity, json: JSON.stringify(entity.config) });
-    }
-    return this.entities.get(metric);
   }
 
   /**
@@ -174,9 +177,8 @@ export class Discovery {
     if (!this.ready || this.stopped || (!force && !this.dirty)) return result;
     this.dirty = false;
     const desired = this.desired();
-    for (const [topic, entity] of desired) {
+    for (const [topic, { entity, json }] of desired) {
       const held = this.retained.get(topic);
-      const json = this.entities.get(entity.objectId)?.json ?? JSON.stringify(entity.config);
       if (!force && held !== undefined && (held === json || sameJson(parse(held), entity.config))) {
         result.unchanged++;
         continue;

@@ -25,7 +25,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT_NODE_OPTIONS } from '../cli/agent.js';
+import { AGENT_NODE_OPTIONS } from '../cli/agent-runtime.js';
 import { CLI, ROOT, cliEnv } from '../test/harness/cli.js';
 import { connect } from '../test/harness/mqtt.js';
 import { sleep, type BenchContext } from './context.js';

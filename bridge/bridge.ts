@@ -109,7 +109,7 @@ export class Bridge {
     if (this.gaps) {
       const gaps = this.gaps;
       this.gapTimer = setInterval(() => {
-        for (const [host, missing] of gaps.sweep(Date.now())) this.reportMissing(host, missing);
+        for (const [host, missing] of gaps.sweep(this.now())) this.reportMissing(host, missing);
       }, 1000);
     }
     return true;
@@ -180,7 +180,7 @@ export class Bridge {
   }
 
   private observeSeq(host: string, seq: number): void {
-    const missing = this.gaps?.observe(host, seq, Date.now()) ?? 0;
+    const missing = this.gaps?.observe(host, seq, this.now()) ?? 0;
     if (missing > 0) this.reportMissing(host, missing);
   }
 

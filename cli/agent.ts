@@ -1,20 +1,19 @@
 /**
- * `hostpulse agent`: sample this PC and publish to MQTT.
- *
- * Only type imports and light modules are imported statically: the agent's own modules and the
- * libraries under them (MQTT.js, pino, zod) are loaded by `runAgent` once it has set up the runtime
- * (leanAgentRuntime), and the health server only when HTTP_PORT asks for it.
+ * `hostpulse agent`: sample this PC and publish to MQTT. Loaded by cli/main.ts once it has set up
+ * the agent's runtime (cli/agent-runtime.ts), so everything imported here is compiled under it; the
+ * health server is loaded only when HTTP_PORT asks for it.
  */
 import { writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
-import type { Agent } from '../agent/agent.js';
-import type { AgentConfig } from '../agent/config.js';
-import type { Probe } from '../agent/probe.js';
+import { Agent, toMessages } from '../agent/agent.js';
+import { loadAgentConfig, type AgentConfig } from '../agent/config.js';
+import { ReplayProbe, record, type Probe } from '../agent/probe.js';
 import type { Sampler } from '../agent/sampler.js';
+import { createSystemProbe } from '../agent/si-probe.js';
+import { sleep } from '../common/backoff.js';
 import type { HealthServer } from '../common/health.js';
-import type { Logger } from '../common/logger.js';
-import type { AgentService } from './agent-service.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { PRIME_MS, agentConnection, createSampler, startAgentService, type AgentService } from './agent-service.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
 
 export const AGENT_HELP = `Usage: hostpulse agent [options]
@@ -62,42 +61,7 @@ Environment:
                    answers Home Assistant's birth message on <prefix>/status
 `;
 
-/**
- * V8 set up for a process that wakes for a few milliseconds now and then, applied at run time with
- * v8.setFlagsFromString, so that it holds however the agent is started (npx, systemd, Docker, a
- * scheduled task, `node dist/cli/main.js agent`), without a second process (Node 20 cannot exec
- * itself; a parent waiting on a re-executed child would double the memory), and only for
- * `hostpulse agent` (`up` and `bridge` keep V8's defaults). Both flags are read by V8 each time it
- * acts on them, which is why they work after start-up; heap sizes (--max-semi-space-size,
- * --max-old-space-size) are fixed when V8 starts and cannot be set this way.
- *
- * - `--no-turbofan`: the optimizing compiler buys the agent nothing worth having and costs it about
- *   10 MiB of resident memory for the process's life (its own code, its compilation zones).
- * - `--semi-space-growth-factor=1`: the young generation stays at its initial 1 MiB instead of
- *   doubling while modules load (to 16 MiB, held until V8's memory reducer runs seconds later); an
- *   agent allocates little per round, so this costs a few sub-millisecond scavenges.
- *
- * They act on what is compiled and allocated after this call: the agent's modules are loaded after it.
- */
-export function leanAgentRuntime(): void {
-  setFlagsFromString('--no-turbofan');
-  setFlagsFromString('--semi-space-growth-factor=1');
-}
-
-/**
- * Node's options for the agent, given where it is launched: the service files in deploy/, the
- * Compose stack's agent, the bench and the tests all start it with them. `--jitless`: V8 only
- * interprets (no machine code is generated, so no executable memory is allocated and the
- * compilers' code is never paged in): about 2 MiB less resident memory for the same CPU per round
- * (the agent's rounds are a few milliseconds of mostly native work), measured with the bench's
- * agent-glances stage. It must be given at launch (V8 fixes it when it starts), and it disables
- * WebAssembly, which the agent does not use; `--no-expose-wasm` says so, or V8 prints "disabling flag
- * --expose_wasm due to conflicting flags" on stderr at every start. Without them the agent works the same.
- */
-export const AGENT_NODE_OPTIONS = ['--jitless', '--no-expose-wasm'] as const;
-
 export async function runAgent(args: readonly string[]): Promise<number> {
-  leanAgentRuntime();
   const flags = parseFlags('agent', args, {
     once: { type: 'boolean' },
     print: { type: 'boolean' },
@@ -120,13 +84,6 @@ export async function runAgent(args: readonly string[]): Promise<number> {
   }
   const base = environment(flags['config']);
   if (!base) return EXIT_USAGE;
-  const [{ loadAgentConfig }, { createLogger }, { ReplayProbe, record }, { createSystemProbe }, { createSampler }] = await Promise.all([
-    import('../agent/config.js'),
-    import('../common/logger.js'),
-    import('../agent/probe.js'),
-    import('../agent/si-probe.js'),
-    import('./agent-service.js'),
-  ]);
   const env = {
     ...base,
     ...(typeof flags['host'] === 'string' ? { SENSORS_HOST: flags['host'] } : {}),
@@ -162,7 +119,6 @@ export async function runAgent(args: readonly string[]): Promise<number> {
 
   const sampler = createSampler(probe, config, logger);
   if (flags['print']) {
-    const [{ toMessages }, { sleep }, { PRIME_MS }] = await Promise.all([import('../agent/agent.js'), import('../common/backoff.js'), import('./agent-service.js')]);
     await sampler.prime();
     await sleep(PRIME_MS);
     const ts = Date.now();
@@ -183,7 +139,6 @@ export async function runAgent(args: readonly string[]): Promise<number> {
 }
 
 async function runOnce(config: AgentConfig, sampler: Sampler, logger: Logger): Promise<number> {
-  const [{ Agent }, { sleep }, { PRIME_MS, agentConnection }] = await Promise.all([import('../agent/agent.js'), import('../common/backoff.js'), import('./agent-service.js')]);
   const mqtt = agentConnection(config, logger, true);
   const agent = new Agent(config, sampler, mqtt, logger);
   try {
@@ -207,7 +162,6 @@ async function runOnce(config: AgentConfig, sampler: Sampler, logger: Logger): P
 }
 
 async function runForever(config: AgentConfig, probe: Probe, logger: Logger): Promise<number> {
-  const { startAgentService } = await import('./agent-service.js');
   let agent: Agent | undefined;
   let health: HealthServer | undefined;
   try {

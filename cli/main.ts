@@ -4,6 +4,7 @@
  * when it runs: an agent holds no bridge, broker or InfluxDB client code in memory.
  */
 import { packageVersion } from '../common/version.js';
+import { leanAgentRuntime } from './agent-runtime.js';
 
 const version = packageVersion;
 
@@ -29,6 +30,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'agent':
+      leanAgentRuntime();
       return (await import('./agent.js')).runAgent(rest);
     case 'bridge':
       return (await import('./bridge.js')).runBridge(rest);

@@ -1,10 +1,11 @@
 /** Runs the built `hostpulse` CLI (dist/, as users run it) and reads its JSON log lines. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { AGENT_NODE_OPTIONS } from '../../cli/agent.js';
+import { AGENT_NODE_OPTIONS } from '../../cli/agent-runtime.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { rememberBridgeSession } from './sessions.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -56,8 +57,10 @@ export async function stopAllCli(): Promise<void> {
 export const nodeOptionsFor = (args: readonly string[]): readonly string[] => (args[0] === 'agent' ? AGENT_NODE_OPTIONS : []);
 
 export function runCli(args: readonly string[], env: Record<string, string> = {}): Running {
-  const child = spawn(process.execPath, [...nodeOptionsFor(args), CLI, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const childEnv = cliEnv(env);
+  const child = spawn(process.execPath, [...nodeOptionsFor(args), CLI, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   running.add(child);
+  if (args[0] === 'bridge') rememberBridgeSession(childEnv, child);
   child.once('exit', () => running.delete(child));
   let out = '';
   let err = '';

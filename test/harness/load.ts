@@ -7,6 +7,7 @@
  * compares exact sets, not only counts.
  */
 import { MqttConnection } from '../../common/mqtt.js';
+import type { BridgeProcess } from './bridge.js';
 import type { InfluxDB } from './influxdb.js';
 import { captureLogger, type CapturedLogger } from './logs.js';
 import { waitFor } from './mqtt.js';
@@ -177,4 +178,9 @@ export function ackedWithin(stream: Stream, from: number, to: number): SeqSets {
     set.add(Number(seq));
   }
   return out;
+}
+
+/** Resolves once the stream is flowing through the bridge: 100 samples acknowledged by the broker and written by the bridge. */
+export async function flowing(bridge: BridgeProcess, stream: Stream): Promise<void> {
+  await waitFor('samples acknowledged and written', async () => (stream.ackedCount() >= 100 && (await bridge.metric('hostpulse_bridge_written_total')) >= 100 ? true : undefined));
 }

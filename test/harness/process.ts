@@ -18,19 +18,25 @@ function bindable(port: number): Promise<boolean> {
 }
 
 /**
- * A free TCP port on 127.0.0.1 for a server a test starts. Drawn below the kernel's ephemeral range
- * (32768–60999 on Linux), where the outgoing connections of the tests' own clients take their
- * ports: a port from that range, free when checked, could be taken by one of them before the
- * server binds it ("Address already in use"). Never the same port twice in one process.
+ * Ports for this worker: test files run in parallel workers (vitest's VITEST_POOL_ID, 1, 2, …), each
+ * drawing from its own slice, so that two workers never pick the same port between its check and its
+ * bind. Below the kernel's ephemeral range (32768–60999 on Linux), where the outgoing connections of
+ * the tests' own clients take their ports: a port from that range, free when checked, could be taken
+ * by one of them before the server binds it ("Address already in use").
  */
+const SLICE = 2_000;
+const worker = Math.max(1, Number(process.env['VITEST_POOL_ID'] ?? 1) || 1);
+const first = 20_000 + ((worker - 1) % 6) * SLICE;
+
+/** A free TCP port on 127.0.0.1 for a server a test starts; never the same port twice in one process. */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const port = first + Math.floor(Math.random() * SLICE);
     if (handedOut.has(port) || !(await bindable(port))) continue;
     handedOut.add(port);
     return port;
   }
-  throw new Error('no free port between 20000 and 32000');
+  throw new Error(`no free port between ${first} and ${first + SLICE}`);
 }
 
 export function tempDir(prefix: string): Promise<string> {

@@ -1,11 +1,11 @@
 /** The README is part of the product: its tables are checked against the code so they cannot drift. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { agentSchema } from '../agent/config.js';
-import { bridgeSchema } from '../bridge/config.js';
-import { metricTableMarkdown } from '../protocol/catalog-doc.js';
+import { agentSchema } from '../../agent/config.js';
+import { bridgeSchema } from '../../bridge/config.js';
+import { metricTableMarkdown } from '../../protocol/catalog-doc.js';
 
-const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 const section = (heading: string): string => {
   const start = readme.indexOf(`\n${heading}\n`);
   expect(start, heading).toBeGreaterThan(0);
@@ -30,7 +30,7 @@ describe('README', () => {
 
   it('gives the test command that CI runs', () => {
     expect(section('## Development')).toContain('```sh\nnpm test\n```');
-    const ci = readFileSync(new URL('../.ci/run', import.meta.url), 'utf8');
+    const ci = readFileSync(new URL('../../.ci/run', import.meta.url), 'utf8');
     expect(ci).toMatch(/^npm test$/m);
   });
 });

@@ -7,11 +7,11 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cpuLoadReader, fsSizeReader, parseProcMounts, parseProcNetDev, parseProcStat } from '../agent/linux-proc.js';
-import { cpuTemperatureReader } from '../agent/linux-sensors.js';
-import { createSystemProbe } from '../agent/si-probe.js';
-import { CLI } from './harness/cli.js';
-import { tempDir } from './harness/process.js';
+import { cpuLoadReader, fsSizeReader, parseProcMounts, parseProcNetDev, parseProcStat } from '../../agent/linux-proc.js';
+import { cpuTemperatureReader } from '../../agent/linux-sensors.js';
+import { createSystemProbe } from '../../agent/si-probe.js';
+import { CLI } from '../harness/cli.js';
+import { tempDir } from '../harness/process.js';
 
 const NET_DEV = `Inter-|   Receive                                                |  Transmit
  face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed

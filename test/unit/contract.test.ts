@@ -12,7 +12,7 @@ import {
   resolveMetric,
   sampleTopic,
   type MetricTemplate,
-} from '../protocol/index.js';
+} from '../../protocol/index.js';
 
 const NOW = 1_763_683_200_000;
 const options = { now: NOW, maxPayloadBytes: 4096, maxFutureMs: 300_000 };

@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { AGENT_NODE_OPTIONS } from '../cli/agent.js';
-import { ROOT, execCli } from './harness/cli.js';
-import { tempDir } from './harness/process.js';
+import { AGENT_NODE_OPTIONS } from '../../cli/agent-runtime.js';
+import { ROOT, execCli } from '../harness/cli.js';
+import { tempDir } from '../harness/process.js';
 
 it('ships a systemd unit that systemd-analyze accepts without a warning', async () => {
   const output = await new Promise<string>((resolve) =>

@@ -2,8 +2,8 @@
 import { appendFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DiskQueue, DiskQueueInUse } from '../common/disk-queue.js';
-import { tempDir } from './harness/process.js';
+import { DiskQueue, DiskQueueInUse } from '../../common/disk-queue.js';
+import { tempDir } from '../harness/process.js';
 
 const options = { segmentBytes: 200, maxBytes: 10_000, fsyncMs: 1000 };
 const line = (i: number) => `cpu,host=pc${i} usage=${i} ${1_763_683_200_000 + i}`;

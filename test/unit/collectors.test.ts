@@ -1,17 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Reading } from '../agent/collector.js';
-import { collectors } from '../agent/collectors/index.js';
-import { hostView, isRealFilesystem } from '../agent/collectors/disk.js';
-import { parseNvidiaSmi } from '../agent/collectors/gpu.js';
-import { ReplayProbe, type Probe, type Recording } from '../agent/probe.js';
-import { Sampler } from '../agent/sampler.js';
-import { resolveMetric } from '../protocol/index.js';
-import { captureLogger } from './harness/logs.js';
+import type { Reading } from '../../agent/collector.js';
+import { collectors } from '../../agent/collectors/index.js';
+import { hostView, isRealFilesystem } from '../../agent/collectors/disk.js';
+import { parseNvidiaSmi } from '../../agent/collectors/gpu.js';
+import { ReplayProbe, type Probe, type Recording } from '../../agent/probe.js';
+import { Sampler } from '../../agent/sampler.js';
+import { resolveMetric } from '../../protocol/index.js';
+import { captureLogger } from '../harness/logs.js';
 
 const MIB = 1024 * 1024;
 const fixture = (name: string): Recording =>
-  JSON.parse(readFileSync(new URL(`./fixtures/machines/${name}.json`, import.meta.url), 'utf8')) as Recording;
+  JSON.parse(readFileSync(new URL(`../fixtures/machines/${name}.json`, import.meta.url), 'utf8')) as Recording;
 
 /** Primes at t=0, samples at t=1000 ms, as the agent does. */
 async function sample(probe: Probe): Promise<{ values: Record<string, number>; logs: ReturnType<typeof captureLogger>['lines'] }> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { LiveState } from '../bridge/live.js';
-import { resolveMetric, type Sample } from '../protocol/index.js';
+import { LiveState } from '../../bridge/live.js';
+import { resolveMetric, type Sample } from '../../protocol/index.js';
 
 const sample = (host: string, metric: string, value: number, ts: number): Sample => ({ host, metric: resolveMetric(metric)!, value, ts });
 

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { loadAgentConfig } from '../agent/config.js';
-import { loadBridgeConfig } from '../bridge/config.js';
-import { parseDuration } from '../common/config.js';
-import { defaultStateDir } from '../common/state-dir.js';
+import { loadAgentConfig } from '../../agent/config.js';
+import { loadBridgeConfig } from '../../bridge/config.js';
+import { parseDuration } from '../../common/config.js';
+import { defaultStateDir } from '../../common/state-dir.js';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { ROOT, execCli } from './harness/cli.js';
+import { ROOT, execCli } from '../harness/cli.js';
 
 describe('durations', () => {
   it.each([
