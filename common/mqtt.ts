@@ -45,7 +45,8 @@ export type MessageHandler = (topic: string, payload: Buffer) => void | Promise<
 /** URL schemes the MQTT settings accept: TCP, TLS, WebSocket, secure WebSocket. */
 export const MQTT_PROTOCOLS = ['mqtt', 'mqtts', 'ws', 'wss'] as const;
 
-const BACKOFF = { baseMs: 1000, maxMs: 30_000 } as const;
+/** Reconnect attempts: the n-th waits a random time in [1 s, min(30 s, 2ⁿ s)] (common/backoff.ts). */
+export const RECONNECT_BACKOFF = { baseMs: 1000, maxMs: 30_000 } as const;
 
 /**
  * Messages in one burst at most. While a backlog drains, MQTT.js handles packet after packet
@@ -135,7 +136,7 @@ export class MqttConnection {
       protocolVersion: 4,
       connectTimeout: settings.connectTimeoutMs ?? 10_000,
       keepalive: settings.keepaliveSeconds ?? 30,
-      reconnectPeriod: settings.reconnect ? backoffDelay(0, BACKOFF) : 0,
+      reconnectPeriod: settings.reconnect ? backoffDelay(0, RECONNECT_BACKOFF) : 0,
       resubscribe: false,
       // A refused login is retried too (with backoff): the broker's password file may be fixed meanwhile.
       reconnectOnConnackError: settings.reconnect,
@@ -189,7 +190,7 @@ export class MqttConnection {
       else this.logger.info({ url: safeUrl(settings.url), sessionPresent: connack.sessionPresent }, 'connected to broker');
       this.attempts = 0;
       this.lastError = undefined;
-      this.client.options.reconnectPeriod = settings.reconnect ? backoffDelay(0, BACKOFF) : 0;
+      this.client.options.reconnectPeriod = settings.reconnect ? backoffDelay(0, RECONNECT_BACKOFF) : 0;
       for (const h of this.connectHandlers) h(connack.sessionPresent);
     });
     this.client.on('error', (error) => {
@@ -200,7 +201,7 @@ export class MqttConnection {
     this.client.prependListener('close', () => {
       if (!settings.reconnect || this.client.disconnecting) return;
       this.attempts++;
-      const delay = backoffDelay(this.attempts + this.ackFailures, BACKOFF);
+      const delay = backoffDelay(this.attempts + this.ackFailures, RECONNECT_BACKOFF);
       this.client.options.reconnectPeriod = delay;
       const fields = { url: safeUrl(settings.url), attempt: this.attempts, retryInMs: delay, reason: this.reason() };
       // First failures at warn, then only every 10th, so a long outage does not flood the log.

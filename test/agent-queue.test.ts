@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, type Running } from './harness/cli.js';
-import { waitFor } from './harness/mqtt.js';
+import { RECONNECTED_WITHIN_MS, waitFor } from './harness/mqtt.js';
 import { freePort } from './harness/process.js';
 import { useServers } from './harness/servers.js';
 
@@ -70,14 +70,16 @@ describe('agent outbox on real servers', () => {
 
     servers.broker = await servers.broker.start();
     const upAt = Date.now();
-    await third.waitForLog((l) => l.msg === 'broker connection restored', 40_000);
+    await third.waitForLog((l) => l.msg === 'broker connection restored', RECONNECTED_WITHIN_MS);
     await waitFor('the backlog delivered', async () => ((await metric(httpPort, 'hostpulse_agent_queue_samples')) === 0 ? true : undefined), 30_000);
     expect(await metric(httpPort, 'hostpulse_agent_published_total')).toBeGreaterThanOrEqual(backlog);
     expect(await metric(httpPort, 'hostpulse_agent_dropped_total')).toBe(0);
     expect(await third.stop('SIGTERM')).toBe(0);
     expect(third.logs().find((l) => l.msg === 'agent stopped')).toMatchObject({ queued: 0, dropped: 0 });
 
-    // The ledger: every round any of the three agents queued is stored, with the time it was taken.
+    // The ledger: every round any of the three agents queued is stored, with the time it was taken,
+    // once the bridge is back too (its reconnects back off like the agent's).
+    await bridge.waitForLog((l) => l.msg === 'broker connection restored', RECONNECTED_WITHIN_MS);
     const queued = [first, second, third].flatMap(roundsQueued).sort((a, b) => a - b);
     const stored = await waitFor('every queued round stored', async () => {
       const ts = await roundsStored(host);

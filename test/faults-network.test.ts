@@ -12,7 +12,7 @@ import { sleep } from '../common/backoff.js';
 import { bridgeEnv, startBridge, type BridgeProcess } from './harness/bridge.js';
 import { count, ledger, startStream, type Stream } from './harness/load.js';
 import { captureLogger } from './harness/logs.js';
-import { waitFor } from './harness/mqtt.js';
+import { RECONNECTED_WITHIN_MS, waitFor } from './harness/mqtt.js';
 import { useServers } from './harness/servers.js';
 import { rssBytes } from './harness/proc.js';
 import { startTcpProxy, type TcpProxy } from './harness/tcp-proxy.js';
@@ -83,7 +83,7 @@ describe('network faults on the links to the broker', () => {
       expect((seen.time as number) - from).toBeLessThanOrEqual(13_000);
       expect(seen['reason']).toMatch(/keepalive/i);
     }
-    const restored = await bridge.waitForLog((l) => l.msg === 'broker connection restored' && (l.time as number) >= from, 40_000);
+    const restored = await bridge.waitForLog((l) => l.msg === 'broker connection restored' && (l.time as number) >= from, RECONNECTED_WITHIN_MS);
     expect(restored['sessionPresent']).toBe(true);
     const acked = await stream.done;
     expect(count(acked)).toBe(1200);

@@ -3,7 +3,7 @@ import { afterAll, expect, it } from 'vitest';
 import { runCli, stopAllCli } from './harness/cli.js';
 import { startInfluxDB, type InfluxDB } from './harness/influxdb.js';
 import { startMosquitto, type Mosquitto } from './harness/mosquitto.js';
-import { waitFor } from './harness/mqtt.js';
+import { RECONNECTED_WITHIN_MS, waitFor } from './harness/mqtt.js';
 
 let broker: Mosquitto | undefined;
 let influx: InfluxDB | undefined;
@@ -37,8 +37,8 @@ it('samples on through a broker outage and delivers every round afterwards', asy
   await new Promise((r) => setTimeout(r, 3500));
   broker = await broker.start();
   const upAt = Date.now();
-  await agent.waitForLog((l) => l.msg === 'broker connection restored', 40_000);
-  const restored = await bridge.waitForLog((l) => l.msg === 'broker connection restored', 40_000);
+  await agent.waitForLog((l) => l.msg === 'broker connection restored', RECONNECTED_WITHIN_MS);
+  const restored = await bridge.waitForLog((l) => l.msg === 'broker connection restored', RECONNECTED_WITHIN_MS);
   expect(restored['sessionPresent']).toBe(true);
   await new Promise((r) => setTimeout(r, 1500));
 
@@ -54,4 +54,4 @@ it('samples on through a broker outage and delivers every round afterwards', asy
   const duringOutage = stored.filter((ts) => ts > downAt && ts < upAt);
   expect(duringOutage.length).toBeGreaterThanOrEqual(3);
   expect(await bridge.stop()).toBe(0);
-});
+}, 120_000);

@@ -40,6 +40,29 @@ async function received(b: SharedBridge): Promise<number> {
   return Number(/^hostpulse_bridge_received_total (\d+)$/m.exec(text)?.[1]);
 }
 
+/** What each bridge says when a wait fails: its counters and its warnings, so that a failure names its cause. */
+async function diagnosis(bridges: readonly SharedBridge[]): Promise<string> {
+  const parts = await Promise.all(
+    bridges.map(async (b, i) => {
+      const counters = await fetch(`http://127.0.0.1:${b.port}/metrics`)
+        .then(async (r) => (await r.text()).split('\n').filter((l) => /^hostpulse_bridge_(received|written|write_retries|queue_points|rejected|dropped)/.test(l)).join(', '))
+        .catch((e: unknown) => `no /metrics: ${String(e)}`);
+      const warnings = b.run.logs().filter((l) => l.level >= 40).map((l) => JSON.stringify(l)).slice(-10);
+      return `bridge ${i + 1}: ${counters}\n  ${warnings.join('\n  ')}`;
+    }),
+  );
+  return `stored ${await stored()}\n${parts.join('\n')}`;
+}
+
+/** waitFor, failing with what the bridges say. */
+async function waitForBridges(bridges: readonly SharedBridge[], what: string, probe: () => Promise<true | undefined>, timeoutMs: number): Promise<void> {
+  try {
+    await waitFor(what, probe, timeoutMs);
+  } catch (error) {
+    throw new Error(`${String(error)}\n${await diagnosis(bridges)}`, { cause: error });
+  }
+}
+
 async function stored(): Promise<number> {
   const r = await servers.influx.query(`SELECT count("usage") FROM "cpu" WHERE "host" =~ /^fleet-/`, 'hp');
   return (r.series[0]?.values[0]?.[1] as number | undefined) ?? 0;
@@ -65,7 +88,7 @@ it('splits the stream among three bridges; with one killed the others carry on, 
   const bridges = await Promise.all([1, 2, 3].map((n, i) => startBridge(n, dirs[i] as string)));
 
   let sent = await publish(0, 150);
-  await waitFor('the first part stored', async () => ((await stored()) === sent ? true : undefined), 30_000);
+  await waitForBridges(bridges, 'the first part stored', async () => ((await stored()) === sent ? true : undefined), 30_000);
   const shares = await Promise.all(bridges.map(received));
   // Each bridge took a real part of the stream.
   for (const share of shares) expect(share).toBeGreaterThan(sent * 0.15);
@@ -81,7 +104,7 @@ it('splits the stream among three bridges; with one killed the others carry on, 
   const [first, third] = [bridges[0] as SharedBridge, bridges[2] as SharedBridge];
   const before = (await received(first)) + (await received(third));
   sent += await publish(300, 50);
-  await waitFor('the others carry on', async () => ((await received(first)) + (await received(third)) >= before + 50 * 20 * 0.5 ? true : undefined), 20_000);
+  await waitForBridges([first, third], 'the others carry on', async () => ((await received(first)) + (await received(third)) >= before + 50 * 20 * 0.5 ? true : undefined), 20_000);
 
   // Back with its session and its queue: what the broker kept for it, and what it had acknowledged, is stored.
   bridges[1] = await startBridge(2, dirs[1] as string);

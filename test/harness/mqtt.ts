@@ -1,6 +1,6 @@
 /** MQTT clients a test uses: a capturing subscriber, a publisher, and mosquitto_pub as a third-party client. */
 import { execFile } from 'node:child_process';
-import { MqttConnection } from '../../common/mqtt.js';
+import { MqttConnection, RECONNECT_BACKOFF } from '../../common/mqtt.js';
 import { captureLogger } from './logs.js';
 
 export interface Captured {
@@ -15,6 +15,13 @@ export interface Capture {
   forHost(host: string): Captured[];
   close(): Promise<void>;
 }
+
+/**
+ * How long a client that lost its broker may take to be connected again once the broker is back:
+ * its next attempt comes up to RECONNECT_BACKOFF.maxMs (30 s) after its last one, whatever the
+ * machine's speed, and the connect itself then takes a moment on a loaded machine.
+ */
+export const RECONNECTED_WITHIN_MS = RECONNECT_BACKOFF.maxMs + 20_000;
 
 let clients = 0;
 
