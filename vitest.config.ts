@@ -11,6 +11,7 @@ import { SlowestFirst } from './test/harness/sequencer.js';
  */
 export default defineConfig({
   test: {
+    globalSetup: ['test/harness/global-setup.ts'],
     setupFiles: ['test/harness/setup.ts'],
     maxWorkers: 2,
     minWorkers: 1,
