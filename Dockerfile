@@ -2,7 +2,10 @@
 # Build stage and runtime stage on the same base; only production dependencies and the build
 # output reach the runtime image, which runs as the unprivileged "node" user.
 
-FROM node:22-bookworm-slim AS build
+# The base of both stages; test/stack builds on a local stand-in (hostpulse-test/node:22-bookworm-slim).
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -13,7 +16,7 @@ COPY bridge ./bridge
 COPY cli ./cli
 RUN npm run build && npm prune --omit=dev
 
-FROM node:22-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 # pciutils: systeminformation lists GPUs with lspci (agent); NVIDIA's runtime adds nvidia-smi.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pciutils \

@@ -16,16 +16,28 @@ interface Step {
   readonly args: string;
 }
 
-/** Instructions by stage, continuation lines joined. */
+/**
+ * Instructions by stage, continuation lines joined. FROM lines as Docker reads them with no build
+ * arguments given: `${NAME}` replaced by the default of an ARG declared before the first FROM.
+ */
 function parseDockerfile(text: string): Step[] {
   const steps: Step[] = [];
+  const defaults = new Map<string, string>();
   let stage = '';
   const lines = text.replace(/\\\n\s*/g, ' ').split('\n');
   for (const line of lines) {
     const m = /^([A-Z]+)\s+(.*)$/.exec(line.trim());
     if (!m?.[1] || m[2] === undefined) continue;
-    if (m[1] === 'FROM') stage = /\bAS\s+(\S+)/i.exec(m[2])?.[1] ?? m[2];
-    steps.push({ stage, instruction: m[1], args: m[2] });
+    let args = m[2];
+    if (m[1] === 'ARG' && stage === '') {
+      const [name, value] = args.split('=', 2);
+      if (name !== undefined && value !== undefined) defaults.set(name, value);
+    }
+    if (m[1] === 'FROM') {
+      args = args.replace(/\$\{(\w+)\}|\$(\w+)/g, (whole, braced?: string, bare?: string) => defaults.get(braced ?? bare ?? '') ?? whole);
+      stage = /\bAS\s+(\S+)/i.exec(args)?.[1] ?? args;
+    }
+    steps.push({ stage, instruction: m[1], args });
   }
   return steps;
 }
@@ -77,6 +89,9 @@ describe('Dockerfile', () => {
   it('follows the house rules: same slim base in both stages, non-root, exec-form command, healthcheck', () => {
     const bases = steps.filter((s) => s.instruction === 'FROM').map((s) => s.args.split(/\s+/)[0]);
     expect(bases).toEqual(['node:22-bookworm-slim', 'node:22-bookworm-slim']);
+    // One build argument names the base of both stages (test/stack builds on a local stand-in).
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:22-bookworm-slim$/m);
+    expect(dockerfile.match(/^FROM .*$/gm)).toEqual(['FROM ${NODE_IMAGE} AS build', 'FROM ${NODE_IMAGE} AS runtime']);
     const runtimeSteps = steps.filter((s) => s.stage === 'runtime');
     expect(runtimeSteps.find((s) => s.instruction === 'USER')?.args).toBe('node');
     expect(runtimeSteps.find((s) => s.instruction === 'ENTRYPOINT')?.args).toMatch(/^\[/);
