@@ -2,9 +2,19 @@
  * A small HTTP endpoint for container healthchecks and monitors: GET /healthz answers 200 with
  * {"status":"ok",…} when the service is ready, 503 with the reasons when not.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from './logger.js';
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
+
+/**
+ * node:http through require, not an ESM import: on Node 22 and later an ESM import of node:http
+ * builds its namespace from every export, and reading `http.WebSocket` loads undici, which compiles
+ * WebAssembly — undefined in the agent, which its launchers start with `--jitless` (V8 turns
+ * WebAssembly off with it): `ReferenceError: WebAssembly is not defined` at start, found when the
+ * Compose stack's agent (node:22) ran for real (test/stack). require reads only what it is asked for.
+ */
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 export interface Health {
   readonly ok: boolean;
