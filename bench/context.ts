@@ -1,8 +1,7 @@
 /** What every stage gets: the servers, the settings, the figures so far, and shared steps. */
-import { createLogger } from '../common/logger.js';
-import { MqttConnection } from '../common/mqtt.js';
 import type { InfluxDB } from '../test/harness/influxdb.js';
 import type { Mosquitto } from '../test/harness/mosquitto.js';
+import { discardSession } from '../test/harness/sessions.js';
 import type { PublisherOptions } from './publisher.js';
 import { spawnScript, type ChildEvent } from './proc.js';
 import type { Figure } from './report.js';
@@ -112,12 +111,7 @@ export const BENCH_SESSIONS = [
 
 /** Connects once with a clean session under each id: the broker discards what it kept for them. */
 export async function forgetSessions(ctx: BenchContext, clientIds: readonly string[] = BENCH_SESSIONS): Promise<void> {
-  const logger = createLogger({ name: 'bench', level: 'silent', fd: 2 });
-  for (const clientId of clientIds) {
-    const mqtt = new MqttConnection({ url: ctx.broker.url, clientId, clean: true, reconnect: false }, logger);
-    await mqtt.waitConnected(10_000);
-    await mqtt.close();
-  }
+  for (const clientId of clientIds) await discardSession({ url: ctx.broker.url, clientId }, 10_000);
 }
 
 export async function createDatabase(ctx: BenchContext, db: string): Promise<void> {

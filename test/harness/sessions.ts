@@ -9,15 +9,25 @@ import type { ChildProcess } from 'node:child_process';
 import { MqttConnection } from '../../common/mqtt.js';
 import { captureLogger } from './logs.js';
 
-interface Session {
+export interface Session {
   readonly url: string;
   readonly clientId: string;
   readonly username?: string | undefined;
   readonly password?: string | undefined;
-  readonly child: ChildProcess;
 }
 
-const sessions = new Map<string, Session>();
+/** Connects once under the session's id with a clean session: the broker discards what it kept for it. Fails when the broker cannot be reached within `timeoutMs`. */
+export async function discardSession(session: Session, timeoutMs: number): Promise<void> {
+  const { url, clientId, username, password } = session;
+  const mqtt = new MqttConnection({ url, clientId, username, password, clean: true, reconnect: false, connectTimeoutMs: timeoutMs }, captureLogger('discard-session').logger);
+  try {
+    await mqtt.waitConnected(timeoutMs);
+  } finally {
+    await mqtt.close(true);
+  }
+}
+
+const sessions = new Map<string, Session & { readonly child: ChildProcess }>();
 
 /** Notes the session a `hostpulse bridge` started with `env` holds (plain MQTT and WebSocket only). */
 export function rememberBridgeSession(env: NodeJS.ProcessEnv, child: ChildProcess): void {
@@ -34,19 +44,12 @@ const exited = (child: ChildProcess): boolean => child.exitCode !== null || chil
  * discards what it kept for it. A broker that is gone (stopped by its test) has nothing to discard.
  */
 export async function forgetBridgeSessions(): Promise<void> {
-  const { logger } = captureLogger('forget-sessions');
   await Promise.all(
     [...sessions].map(async ([key, s]) => {
       if (!exited(s.child)) return;
       sessions.delete(key);
-      const mqtt = new MqttConnection({ url: s.url, clientId: s.clientId, username: s.username, password: s.password, clean: true, reconnect: false, connectTimeoutMs: 2000 }, logger);
-      try {
-        await mqtt.waitConnected(2000);
-      } catch {
-        // The broker stopped or refuses the login now: nothing of it for a later test to meet.
-      } finally {
-        await mqtt.close(true);
-      }
+      // A broker that stopped or refuses the login now holds nothing for a later test to meet.
+      await discardSession(s, 2000).catch(() => undefined);
     }),
   );
 }

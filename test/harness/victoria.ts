@@ -1,10 +1,29 @@
 /** A real VictoriaMetrics: it answers InfluxDB's v2 write API (`/api/v2/write`). */
 import { freePort, startServer, tempDir, type Server } from './process.js';
 
+/** A series as `/api/v1/export` gives it: `__name__` is `<measurement>_<field>` (e.g. disk_usage), the other labels are the tags. */
+export interface Series {
+  readonly metric: Record<string, string>;
+  readonly values: number[];
+  readonly timestamps: number[];
+}
+
 export interface Victoria extends Server {
   readonly url: string;
   /** Every stored sample, from `/api/v1/export`: series name and labels, values and ms timestamps. */
-  export(match?: string): Promise<{ metric: Record<string, string>; values: number[]; timestamps: number[] }[]>;
+  export(match?: string): Promise<Series[]>;
+}
+
+/** Every stored sample of the series matching `match` (a selector such as `{host="office-pc"}`) on the VictoriaMetrics at `url`. */
+export async function exportSeries(url: string, match = '{__name__!=""}'): Promise<Series[]> {
+  // Samples are searchable once flushed from the ingestion buffers (within a second on its own).
+  await fetch(`${url}/internal/force_flush`);
+  const res = await fetch(`${url}/api/v1/export?${new URLSearchParams({ 'match[]': match })}`);
+  if (!res.ok) throw new Error(`export ${match}: ${res.status} ${await res.text()}`);
+  return (await res.text())
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Series);
 }
 
 export async function startVictoria(fixedPort?: number): Promise<Victoria> {
@@ -21,14 +40,6 @@ export async function startVictoria(fixedPort?: number): Promise<Victoria> {
   return {
     ...server,
     url,
-    async export(match = '{__name__!=""}') {
-      await fetch(`${url}/internal/force_flush`);
-      const res = await fetch(`${url}/api/v1/export?${new URLSearchParams({ 'match[]': match })}`);
-      const text = await res.text();
-      return text
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l) => JSON.parse(l) as { metric: Record<string, string>; values: number[]; timestamps: number[] });
-    },
+    export: (match) => exportSeries(url, match),
   };
 }
