@@ -1,6 +1,6 @@
 /** The agent's configuration: one schema, read from the environment (flags override) at start. */
 import { hostname } from 'node:os';
-import { duration, flag, integer, logLevel, parseConfig, url, z, type ConfigResult, type Env } from '../common/config.js';
+import { allowedHosts, duration, flag, integer, logLevel, parseConfig, url, z, type ConfigResult, type Env } from '../common/config.js';
 import { MQTT_PROTOCOLS } from '../common/mqtt.js';
 import { defaultStateDir } from '../common/state-dir.js';
 import { mqttTls, mqttTlsFields, mqttTlsProblems, type TlsFiles } from '../common/tls-config.js';
@@ -25,6 +25,7 @@ export const agentSchema = z.object({
   HOST_MOUNT_PREFIX: z.string().regex(/^\/[^\0]*[^/]$/, 'must be an absolute path such as /hostfs').optional(),
   HTTP_HOST: z.string().default('127.0.0.1'),
   HTTP_PORT: integer(0, 0, 65535),
+  HTTP_ALLOWED_HOSTS: allowedHosts(),
   LOG_LEVEL: logLevel(),
   /** Home Assistant MQTT discovery: retained configs under HA_DISCOVERY_PREFIX for every metric published. */
   HA_DISCOVERY: flag(true),
@@ -50,7 +51,7 @@ export interface AgentConfig {
   readonly queue: { readonly dir: string | undefined; readonly maxBytes: number; readonly maxAgeMs: number };
   readonly hostMountPrefix?: string | undefined;
   /** Where /healthz is served; port 0 (the default) turns it off. */
-  readonly http: { readonly host: string; readonly port: number };
+  readonly http: { readonly host: string; readonly port: number; readonly allowedHosts: readonly string[] };
   readonly logLevel: AgentEnv['LOG_LEVEL'];
   /** Home Assistant MQTT discovery (birth topic `<prefix>/status`). */
   readonly haDiscovery: { readonly enabled: boolean; readonly prefix: string };
@@ -80,7 +81,7 @@ export function loadAgentConfig(env: Env, osHostname: string = hostname()): Conf
       mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD, keepaliveSeconds: c.MQTT_KEEPALIVE / 1000, ...mqttTls(c) },
       queue: { dir: c.QUEUE_DIR === 'off' ? undefined : (c.QUEUE_DIR ?? defaultStateDir(env, `agent-${host}`)), maxBytes: c.MAX_QUEUE_BYTES, maxAgeMs: c.MAX_QUEUE_AGE },
       hostMountPrefix: c.HOST_MOUNT_PREFIX,
-      http: { host: c.HTTP_HOST, port: c.HTTP_PORT },
+      http: { host: c.HTTP_HOST, port: c.HTTP_PORT, allowedHosts: c.HTTP_ALLOWED_HOSTS },
       logLevel: c.LOG_LEVEL,
       haDiscovery: { enabled: c.HA_DISCOVERY, prefix: c.HA_DISCOVERY_PREFIX },
     }),

@@ -91,14 +91,18 @@ export class Outbox {
     return this.queue.durable;
   }
 
-  /** Samples dropped so far, by reason: the size bound, the age bound, an unreadable entry. */
-  droppedByReason(): { queue_full: number; expired: number; corrupt: number; unwritable: number } {
-    return { queue_full: this.queue.dropped, expired: this.counts.expired, corrupt: this.counts.corrupt, unwritable: this.counts.unwritable };
+  /**
+   * Samples dropped so far, by reason: the size bound, the age bound, an unreadable entry (or a record
+   * that failed its checksum on disk), records gone from the disk (a segment cut short), unwritable.
+   */
+  droppedByReason(): { queue_full: number; expired: number; corrupt: number; truncated: number; unwritable: number } {
+    const lost = this.queue.lost;
+    return { queue_full: this.queue.dropped, expired: this.counts.expired, corrupt: this.counts.corrupt + lost.corrupt, truncated: lost.truncated, unwritable: this.counts.unwritable };
   }
 
   /** Every sample dropped so far, for any reason. */
   get dropped(): number {
-    return this.queue.dropped + this.counts.expired + this.counts.corrupt + this.counts.unwritable;
+    return Object.values(this.droppedByReason()).reduce((a, b) => a + b, 0);
   }
 
   /** Queues one round's samples, stamped `ts`. */

@@ -17,6 +17,8 @@
  *   BENCH_FLEET            fleet: sizes, hosts with a connection each (default 1000,2500,5000)
  *   BENCH_FLEET_SECONDS    fleet: seconds of rounds per size once all are connected (default 60)
  *   BENCH_FLEET_INTERVAL   fleet: seconds between a host's rounds (default 10)
+ *   BENCH_LIVE_SECONDS     live-slow-clients: seconds of `up` under 99 live view clients that never read (default 50)
+ *   BENCH_UP_SUBSCRIBERS   up-broker: subscribers the publisher's messages fan out to (default 4)
  *   BENCH_HOSTS            simulated hosts (default 1000)
  *   BENCH_WINDOW           publisher: QoS 1 messages in flight (default 1000)
  *   BENCH_INFLUX_POINTS    InfluxDB raw write: points (default 2000000)
@@ -41,7 +43,9 @@ import { bridgeCatchUp, bridgeLive, latency } from './stages-bridge.js';
 import { fleet } from './stages-fleet.js';
 import { nodeRedLive } from './stages-peer.js';
 import { bridgeSoak } from './stages-soak.js';
+import { liveSlowClients } from './stages-live.js';
 import { influxRaw, rawDrain, rawLive } from './stages-raw.js';
+import { upBrokerFanout } from './stages-up-broker.js';
 
 type Stage = (ctx: BenchContext) => Promise<void>;
 
@@ -57,7 +61,9 @@ const STAGES = {
   latency,
   fleet,
   'bridge-soak': bridgeSoak,
+  'live-slow-clients': liveSlowClients,
   'agent-glances': agentVsGlances,
+  'up-broker': upBrokerFanout,
 } as const satisfies Record<string, Stage>;
 
 const env = process.env;

@@ -67,7 +67,7 @@ export class Bridge {
     this.writer = sink ? new Writer(sink, options, this.stats, logger.child({ component: 'writer' }), queue) : undefined;
     this.rejections = new ThrottledLog(logger, 60_000);
     this.limits = new Limits(options.limits, now);
-    this.gaps = options.shareGroup === undefined ? new SequenceGaps(options.limits.maxHosts) : undefined;
+    this.gaps = options.shareGroup === undefined ? new SequenceGaps({ maxHosts: options.limits.maxHosts, maxRate: options.limits.hostRate }) : undefined;
     this.subscription = options.shareGroup === undefined ? SUBSCRIPTION : sharedSubscription(options.shareGroup);
   }
 
@@ -115,11 +115,23 @@ export class Bridge {
     return true;
   }
 
-  /** Ready: the database answered at start, the broker is connected, and the last write (if any failed since) succeeded. */
-  health(): { ok: boolean; broker: boolean; database: boolean | 'not configured'; buffered: number } {
+  /**
+   * Ready: the database answered at start, the broker is connected, the last write (if any failed
+   * since) succeeded, and the writer can make progress (its queue writable and readable, not stalled).
+   */
+  health(): { ok: boolean; broker: boolean; database: boolean | 'not configured'; buffered: number; queue?: string; queueLost?: { corrupt: number; truncated: number } } {
     const database = this.writer ? this.writer.writable : 'not configured';
     const broker = this.mqtt?.connected ?? false;
-    return { ok: broker && database !== false, broker, database, buffered: this.stats.buffered };
+    const writer = this.writer?.health();
+    const lost = this.writer?.queueLost;
+    return {
+      ok: broker && database !== false && writer?.ok !== false,
+      broker,
+      database,
+      buffered: this.stats.buffered,
+      ...(writer ? { queue: writer.problem ?? 'ok' } : {}),
+      ...(lost && lost.corrupt + lost.truncated > 0 ? { queueLost: { ...lost } } : {}),
+    };
   }
 
   /** Counters and gauges for GET /metrics. */
@@ -130,6 +142,8 @@ export class Bridge {
       queueBytes: this.writer?.queueBytes,
       brokerConnected: this.mqtt?.connected ?? false,
       databaseWritable: this.writer?.writable,
+      queueLost: this.writer?.queueLost,
+      sequenceResets: this.gaps?.resets,
     });
   }
 
@@ -164,24 +178,35 @@ export class Bridge {
       maxFutureMs: this.options.maxFutureMs,
     });
     if (!decoded.ok) {
-      if (decoded.host !== undefined && decoded.seq !== undefined) this.observeSeq(decoded.host, decoded.seq);
+      if (decoded.host !== undefined && decoded.seq !== undefined) this.observeSeq(decoded.host, decoded.seq, undefined);
       return this.reject(decoded.reason, topic, decoded.detail);
+    }
+    if (decoded.kind === 'availability_cleared') {
+      // Not garbage: the retained availability was deleted. Nothing to store; the live view no longer knows.
+      this.stats.availability++;
+      this.live?.availability(decoded.host, null);
+      return;
     }
     if (decoded.kind === 'availability') {
       this.stats.availability++;
       this.live?.availability(decoded.host, decoded.online);
       return this.writer?.push(availabilityLine(decoded.host, decoded.online, this.now()));
     }
-    if (decoded.sample.seq !== undefined) this.observeSeq(decoded.sample.host, decoded.sample.seq);
+    if (decoded.sample.seq !== undefined) this.observeSeq(decoded.sample.host, decoded.sample.seq, decoded.sample.ts);
     const limited = this.limits.check(decoded.sample.host, decoded.sample.metric.name);
     if (limited) return this.reject(limited, topic, `host ${decoded.sample.host} is over a limit (MAX_HOSTS, MAX_METRICS_PER_HOST, HOST_RATE_LIMIT)`);
     this.live?.sample(decoded.sample);
     return this.writer?.push(toLine(decoded.sample));
   }
 
-  private observeSeq(host: string, seq: number): void {
-    const missing = this.gaps?.observe(host, seq, this.now()) ?? 0;
-    if (missing > 0) this.reportMissing(host, missing);
+  /** `ts`: the sample's time, undefined for a rejected message (no time to show for a jump). */
+  private observeSeq(host: string, seq: number, ts: number | undefined): void {
+    const seen = this.gaps?.observe(host, seq, ts, this.now());
+    if (seen === undefined) return;
+    if (seen.missing > 0) this.reportMissing(host, seen.missing);
+    if (seen.reset === 'implausible_jump') {
+      this.rejections.warn(`seq:${host}`, { host, seq }, "sequence jump larger than the samples' times allow (HOST_RATE_LIMIT): taken as a new numbering, not as missing samples");
+    }
   }
 
   private reportMissing(host: string, missing: number): void {

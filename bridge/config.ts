@@ -1,5 +1,5 @@
 /** The bridge's configuration: one schema, read from the environment at start. */
-import { duration, integer, logLevel, oneOf, parseConfig, url, z, type ConfigResult, type Env } from '../common/config.js';
+import { allowedHosts, duration, integer, logLevel, oneOf, parseConfig, url, z, type ConfigResult, type Env } from '../common/config.js';
 import { MQTT_PROTOCOLS } from '../common/mqtt.js';
 import { mqttTls, mqttTlsFields, mqttTlsProblems, type TlsFiles } from '../common/tls-config.js';
 import { defaultStateDir } from '../common/state-dir.js';
@@ -44,6 +44,10 @@ const makeBridgeSchema = (influxRequired: boolean) =>
   STATS_INTERVAL: duration('60s', '1s', '24h'),
   HTTP_HOST: z.string().default('127.0.0.1'),
   HTTP_PORT: integer(8080, 0, 65535),
+  /** Host names the HTTP server answers besides IP literals, localhost and the machine's name (DNS rebinding). */
+  HTTP_ALLOWED_HOSTS: allowedHosts(),
+  /** Connections the HTTP server keeps open at once: well under the process's descriptors, which `up`'s broker needs too. */
+  HTTP_MAX_CONNECTIONS: integer(256, 32, 65_536),
   LOG_LEVEL: logLevel(),
 });
 
@@ -77,7 +81,7 @@ export interface BridgeConfig {
   readonly queue: { readonly dir: string; readonly maxBytes: number } | undefined;
   readonly statsIntervalMs: number;
   /** Where /healthz is served; port 0 turns it off. */
-  readonly http: { readonly host: string; readonly port: number };
+  readonly http: { readonly host: string; readonly port: number; readonly allowedHosts: readonly string[]; readonly maxConnections: number };
   readonly logLevel: BridgeEnv['LOG_LEVEL'];
 }
 
@@ -128,7 +132,7 @@ export function loadBridgeConfig(env: Env, { influxRequired = true } = {}): Conf
       shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT,
       queue: c.QUEUE_DIR === 'off' ? undefined : { dir: c.QUEUE_DIR ?? defaultStateDir(env, `queue-${c.MQTT_CLIENT_ID}`), maxBytes: c.MAX_QUEUE_BYTES },
       statsIntervalMs: c.STATS_INTERVAL,
-      http: { host: c.HTTP_HOST, port: c.HTTP_PORT },
+      http: { host: c.HTTP_HOST, port: c.HTTP_PORT, allowedHosts: c.HTTP_ALLOWED_HOSTS, maxConnections: c.HTTP_MAX_CONNECTIONS },
       logLevel: c.LOG_LEVEL,
     }),
   };

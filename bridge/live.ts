@@ -103,11 +103,13 @@ export class LiveState {
     if (drop > 0) points.splice(0, drop);
   }
 
-  availability(host: string, online: boolean): void {
-    const h = this.entry(host);
+  /** `null`: the retained availability was deleted, so whether the host is online is unknown again. */
+  availability(host: string, online: boolean | null): void {
+    // A deletion does not make a host known.
+    const h = online === null && !this.hosts.has(host) ? undefined : this.entry(host);
     if (!h) return;
     h.online = online;
-    h.lastSeen = this.now();
+    if (online !== null) h.lastSeen = this.now();
   }
 
   /** Every host, as JSON-ready views. */

@@ -25,7 +25,17 @@ export interface WriterOptions {
   readonly flushIntervalMs: number;
   /** Most points held before `push` waits. */
   readonly maxBuffered: number;
+  /** Points pending and none written for this long, the database answering: the writer is stalled (default 60 s). */
+  readonly stallMs?: number;
 }
+
+/** The writer's part of /healthz: whether it can make progress, and if not, why. */
+export interface WriterHealth {
+  readonly ok: boolean;
+  readonly problem?: string;
+}
+
+const STALL_MS = 60_000;
 
 /** Where points wait to be written: on disk (DiskQueue) or in memory (MemoryLineQueue). */
 export type PointQueue = LineQueue;
@@ -41,6 +51,10 @@ export class Writer {
   private readonly warnings: ThrottledLog;
   /** False from a failed write until the next successful one; false before start. */
   writable = false;
+  /** Why the last flush could not make the points durable (disk full), until one succeeds. */
+  private unflushable: string | undefined;
+  /** When points last left the queue (or it was last seen empty). */
+  private progressAt: number;
   /** How long successful writes took. */
   readonly writeSeconds = new Histogram();
 
@@ -50,8 +64,10 @@ export class Writer {
     private readonly stats: BridgeStats,
     private readonly logger: Logger,
     private readonly queue: PointQueue = new MemoryLineQueue(),
+    private readonly now: () => number = Date.now,
   ) {
     this.warnings = new ThrottledLog(logger, 30_000);
+    this.progressAt = now();
   }
 
   start(): void {
@@ -71,7 +87,35 @@ export class Writer {
 
   /** Makes the points pushed so far durable (throws if the queue cannot be written: they are forgotten). */
   flush(): void {
-    this.queue.flush();
+    try {
+      this.queue.flush();
+      this.unflushable = undefined;
+    } catch (error) {
+      this.unflushable = `queue not writable: ${error instanceof Error ? error.message : String(error)}`;
+      this.warnings.warn('flush', { err: this.unflushable }, 'points could not be made durable (disk full?): not acknowledged, the broker delivers them again');
+      throw error;
+    }
+  }
+
+  /** Entries the durable queue lost to damage on disk, by reason. */
+  get queueLost(): { readonly corrupt: number; readonly truncated: number } {
+    return this.queue.lost;
+  }
+
+  /**
+   * Not ok while the queue cannot be written or read, or its state not saved (disk full, I/O
+   * errors), and while points are pending and none has been written for `stallMs` although the
+   * database answered its last write.
+   */
+  health(): WriterHealth {
+    const problem = this.unflushable ?? this.queue.problem;
+    if (problem) return { ok: false, problem };
+    if (this.queue.length === 0) this.progressAt = this.now();
+    const idle = this.now() - this.progressAt;
+    if (this.writable && idle > (this.options.stallMs ?? STALL_MS)) {
+      return { ok: false, problem: `writer stalled: ${this.queue.length} points queued, none written for ${Math.round(idle / 1000)} s` };
+    }
+    return { ok: true };
   }
 
   get durable(): boolean {
@@ -97,36 +141,50 @@ export class Writer {
     return this.queue.length;
   }
 
+  /** The loop, restarted after anything unexpected (logged): the writer never stops by itself. */
   private async run(): Promise<void> {
     while (!this.abort.signal.aborted) {
-      if (this.queue.length === 0 && this.stopping) return;
-      if (this.queue.length < this.options.batchSize && !this.stopping) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, this.options.flushIntervalMs);
-          this.wake = done;
-          function done(): void {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        this.wake = undefined;
-      }
-      let batch: LineBatch | undefined;
       try {
-        batch = this.queue.peekBatch(this.options.batchSize);
+        if (await this.step()) return;
       } catch (error) {
-        this.warnings.warn('read', { err: error instanceof Error ? error.message : String(error) }, 'queue not readable, retrying');
+        this.warnings.warn('loop', { err: error instanceof Error ? error.message : String(error) }, 'writer failed, retrying');
+        await sleep(this.options.flushIntervalMs, this.abort.signal);
       }
-      if (!batch || batch.count === 0) {
-        // Nothing readable although points are held (the queue failed): do not spin.
-        if (this.queue.length > 0) await sleep(this.options.flushIntervalMs, this.abort.signal);
-        continue;
-      }
-      if (!(await this.writeBatch(batch))) return;
-      this.queue.remove(batch.count);
-      this.stats.buffered = this.queue.length;
-      this.releaseWaiters();
     }
+  }
+
+  /** One batch; true when the loop is done (stopped). */
+  private async step(): Promise<boolean> {
+    if (this.queue.length === 0 && this.stopping) return true;
+    if (this.queue.length < this.options.batchSize && !this.stopping) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, this.options.flushIntervalMs);
+        this.wake = done;
+        function done(): void {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      this.wake = undefined;
+    }
+    let batch: LineBatch | undefined;
+    try {
+      batch = this.queue.peekBatch(this.options.batchSize);
+    } catch (error) {
+      this.warnings.warn('read', { err: error instanceof Error ? error.message : String(error) }, 'queue not readable, retrying');
+    }
+    this.stats.buffered = this.queue.length;
+    if (!batch || batch.count === 0) {
+      // Nothing readable although points are held (the queue failed): do not spin.
+      if (this.queue.length > 0) await sleep(this.options.flushIntervalMs, this.abort.signal);
+      return false;
+    }
+    if (!(await this.writeBatch(batch))) return true;
+    this.queue.remove(batch.count);
+    this.progressAt = this.now();
+    this.stats.buffered = this.queue.length;
+    this.releaseWaiters();
+    return false;
   }
 
   private releaseWaiters(): void {
@@ -144,6 +202,7 @@ export class Writer {
         await this.sink.write(batch);
         this.writeSeconds.observe((performance.now() - started) / 1000);
         this.writable = true;
+        this.progressAt = this.now();
         this.stats.written += batch.count;
         if (attempt > 0) this.logger.info({ target: this.sink.target, attempts: attempt + 1 }, 'database writable again');
         return true;

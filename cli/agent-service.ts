@@ -28,7 +28,9 @@ export function agentConnection(config: Pick<AgentConfig, 'host' | 'mqtt'>, logg
   return new MqttConnection(
     {
       ...config.mqtt,
-      // --once gets its own id, so that it never takes over the session of an agent running as a service.
+      // --once gets its own id, so that it never takes over the session of an agent running as a service
+      // on a broker that keeps client ids; the shipped brokers name the session after the login, so
+      // there it takes the connection from such an agent for a moment (README, Running the agent on PCs).
       clientId: once ? `hostpulse-agent-${config.host}-once-${process.pid}` : `hostpulse-agent-${config.host}`,
       clean: true,
       reconnect: !once,
@@ -75,6 +77,7 @@ export interface AgentService {
 export async function startAgentService(config: AgentConfig, probe: Probe, logger: Logger): Promise<AgentService> {
   // Opened first: a directory in use by another agent stops the start here.
   const queue = openAgentQueue(config.queue, config.intervalMs);
+  if (queue instanceof DiskQueue) for (const note of queue.notes) logger.warn({ dir: config.queue.dir }, `queue repaired at start: ${note}`);
   if (queue.length > 0) logger.info({ samples: queue.length, dir: config.queue.dir }, 'delivering the samples queued by the last run');
   const sampler = createSampler(probe, config, logger);
   let discovery: Discovery | undefined;

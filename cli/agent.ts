@@ -55,6 +55,8 @@ Environment:
                    host's filesystems by their host paths, and only those
   HTTP_HOST        address of GET /healthz and GET /metrics (default 127.0.0.1)
   HTTP_PORT        its port; 0, the default, turns it off
+  HTTP_ALLOWED_HOSTS  host names it answers besides IP addresses, localhost and this machine's
+                   name, comma-separated (.example.org: it and every name under it; *: any)
   LOG_LEVEL        fatal, error, warn, info, debug, trace or silent (default info)
   HA_DISCOVERY     publish Home Assistant MQTT discovery configs: true or false (default true)
   HA_DISCOVERY_PREFIX  their topic prefix, one topic level (default homeassistant); the agent
@@ -168,7 +170,7 @@ async function runForever(config: AgentConfig, probe: Probe, logger: Logger): Pr
     if (config.http.port > 0) {
       const { metricsRoute, startHealthServer } = await import('../common/health.js');
       const metrics = metricsRoute(() => agent?.metrics() ?? '');
-      health = await startHealthServer(config.http.host, config.http.port, () => agent?.health() ?? { ok: false, starting: true }, logger, metrics);
+      health = await startHealthServer(config.http.host, config.http.port, () => agent?.health() ?? { ok: false, starting: true }, logger, metrics, { allowedHosts: config.http.allowedHosts });
     }
   } catch (error) {
     process.stderr.write(`hostpulse agent: cannot serve /healthz on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(error as Error).message}\n`);

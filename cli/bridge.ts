@@ -1,13 +1,13 @@
 /** `hostpulse bridge`: store what the agents publish in InfluxDB. */
 import { Bridge, type BridgeOptions } from '../bridge/bridge.js';
 import { DISK_QUEUE_DEFAULTS, DiskQueue, DiskQueueInUse } from '../common/disk-queue.js';
-import { createLiveHttp } from '../bridge/live-http.js';
+import { LIVE_HTTP_DEFAULTS, createLiveHttp } from '../bridge/live-http.js';
 import { LiveState } from '../bridge/live.js';
 import { loadBridgeConfig, type SinkSettings } from '../bridge/config.js';
 import type { Sink } from '../bridge/sink.js';
 import { createInfluxV1Sink } from '../bridge/sinks/influx-v1.js';
 import { createInfluxV2Sink } from '../bridge/sinks/influx-v2.js';
-import { metricsRoute, startHealthServer } from '../common/health.js';
+import { httpMetricsText, metricsRoute, startHealthServer, type HealthServer, type HttpServerOptions } from '../common/health.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
 
@@ -68,6 +68,11 @@ Environment (tuning):
   HTTP_HOST          address of the HTTP server: the live view (/), /api/hosts, /api/stream,
                      /healthz and /metrics (Prometheus) (default 127.0.0.1)
   HTTP_PORT          its port; 0 turns it off (default 8080)
+  HTTP_ALLOWED_HOSTS names it answers to besides IP addresses, localhost and this machine's host
+                     name, comma-separated (".example.org": it and every name under it; "*": any);
+                     other Host headers get 421 (DNS rebinding) (default none)
+  HTTP_MAX_CONNECTIONS  connections it keeps open at once, the last 16 only for loopback clients;
+                     further ones are closed (default 256)
   LOG_LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
 `;
 
@@ -87,19 +92,24 @@ export interface BridgeService {
 export async function startBridgeService(
   options: BridgeOptions,
   sink: Sink | undefined,
-  http: { readonly host: string; readonly port: number },
+  http: { readonly host: string; readonly port: number } & HttpServerOptions,
   logger: Logger,
   queueSettings?: { readonly dir: string; readonly maxBytes: number },
+  /** More families for GET /metrics (`up`: its embedded broker's). */
+  moreMetrics?: () => string,
 ): Promise<BridgeService> {
   const live = new LiveState();
   // The durable queue is opened first: a directory in use by another bridge stops the start here.
   const queue = sink && queueSettings ? new DiskQueue(queueSettings.dir, { ...DISK_QUEUE_DEFAULTS, maxBytes: queueSettings.maxBytes }) : undefined;
   if (sink && !queue) logger.warn('QUEUE_DIR=off: points wait in memory; a crash of the bridge loses what it has acknowledged and not yet written');
+  for (const note of queue?.notes ?? []) logger.warn({ dir: queueSettings?.dir }, `queue repaired at start: ${note}`);
   if (queue && queue.length > 0) logger.info({ points: queue.length, dir: queueSettings?.dir }, 'replaying the queue left by the last run');
   const bridge = new Bridge(options, sink, logger, live, queue);
-  const liveHttp = createLiveHttp(live, { storing: sink !== undefined, maxStreams: 100, flushMs: 1000 });
-  const routes = metricsRoute(() => bridge.metrics(), (req, res) => liveHttp.handle(req, res));
-  const server = http.port > 0 ? await startHealthServer(http.host, http.port, () => bridge.health(), logger, routes) : undefined;
+  const liveHttp = createLiveHttp(live, { ...LIVE_HTTP_DEFAULTS, storing: sink !== undefined }, logger.child({ component: 'live' }));
+  let server: HealthServer | undefined;
+  const metrics = (): string => bridge.metrics() + liveHttp.metrics() + httpMetricsText('hostpulse_bridge', server) + (moreMetrics?.() ?? '');
+  const routes = metricsRoute(metrics, (req, res) => liveHttp.handle(req, res));
+  server = http.port > 0 ? await startHealthServer(http.host, http.port, () => bridge.health(), logger, routes, http) : undefined;
   if (server) logger.info({ url: `http://${http.host === '0.0.0.0' ? 'localhost' : http.host}:${server.port}/` }, 'live view');
   return {
     bridge,

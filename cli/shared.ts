@@ -1,5 +1,5 @@
 /** What the subcommands share: config error output, parsing flags, stopping on signals. */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parseArgs, parseEnv, type ParseArgsConfig } from 'node:util';
 import type { ConfigResult } from '../common/config.js';
 
@@ -59,10 +59,29 @@ export function environment(envFile: unknown): NodeJS.ProcessEnv | undefined {
   if (typeof envFile !== 'string') return process.env;
   let text: string;
   try {
-    text = readFileSync(envFile, 'utf8');
+    text = readConfigFile(envFile);
   } catch (error) {
     process.stderr.write(`hostpulse: cannot read --config ${envFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
     return undefined;
   }
   return { ...parseEnv(text), ...process.env };
+}
+
+/** An env file is a few hundred bytes; this much is room for any, and bounds what a wrong path costs. */
+export const MAX_CONFIG_BYTES = 64 * 1024;
+
+/** A regular file of at most MAX_CONFIG_BYTES, read whole: not /dev/zero, a FIFO or a disk image read until memory runs out. */
+function readConfigFile(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error('not a regular file');
+    // Read one byte past the bound rather than trust the size (a file may grow while read).
+    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    for (let n = 1; n > 0 && length < buffer.length; length += n) n = readSync(fd, buffer, length, buffer.length - length, null);
+    if (length > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES / 1024} KiB: not an env file`);
+    return buffer.toString('utf8', 0, length);
+  } finally {
+    closeSync(fd);
+  }
 }

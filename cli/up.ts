@@ -3,11 +3,13 @@
  * the bridge with its live view, and an agent for this machine. InfluxDB is optional.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hashLine, readPasswd } from '../common/mosquitto-passwd.js';
 import { BRIDGE_LOGIN } from '../common/broker-acl.js';
 import { flag, integer, parseConfig, z } from '../common/config.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../common/embedded-broker.js';
+import { RETAINED_DEFAULTS } from '../common/retained-quota.js';
 import { MQTT_TLS_VARIABLES, certificateFile, keyPairProblems, privateKeyFile } from '../common/tls-config.js';
 import { createLogger } from '../common/logger.js';
 import { loadAgentConfig } from '../agent/config.js';
@@ -33,7 +35,13 @@ Environment:
   MQTT_PASSWD_FILE   logins, as written by "hostpulse enrol --passwd FILE" (Mosquitto's format);
                      with it, anonymous clients are refused and the rules of mosquitto/acl apply.
                      Required to listen beyond this machine. Re-read on SIGHUP.
-  MQTT_MAX_CONNECTIONS  (default 1000)      MQTT_MAX_PACKET_BYTES  (default 65536)
+  MQTT_MAX_CONNECTIONS  clients at once, all ports together (default 1000); sockets that have
+                     not sent CONNECT yet are bounded apart (64 per address, 256 in all: the
+                     oldest is closed first)
+  MQTT_MAX_PACKET_BYTES  (default 65536)
+  MQTT_RETAINED_MAX_TOPICS, MQTT_RETAINED_MAX_BYTES   retained messages a login may hold: topics
+                     and bytes of topic + payload (default 1000 and 2097152; without logins, for
+                     the whole broker); beyond, a retained message is acknowledged and dropped
   MQTT_TLS_CERT_FILE, MQTT_TLS_KEY_FILE   the broker's certificate (chain, leaf first) and its key,
                      PEM: with them, MQTT over TLS is served on MQTT_TLS_PORT too, with the same
                      logins, rules and limits
@@ -41,6 +49,10 @@ Environment:
   MQTT_TLS_CA_FILE   require client certificates signed by these CAs (PEM) on the TLS port
   HTTP_HOST          address of the live view (default 127.0.0.1; 0.0.0.0 to open it from a phone)
   HTTP_PORT          its port (default 8080)
+  HTTP_ALLOWED_HOSTS names it answers to besides IP addresses, localhost and this machine's host
+                     name, comma-separated (default none; "*": any)
+  HTTP_MAX_CONNECTIONS  HTTP connections open at once (default 256); with MQTT_MAX_CONNECTIONS,
+                     keep it under the open-file limit (ulimit -n)
   LOCAL_AGENT        also sample this machine (default true)
   INFLUX_URL, …      store history in InfluxDB, as for "hostpulse bridge" (optional: without it,
                      the live view keeps the last hour in memory and nothing is stored)
@@ -57,6 +69,8 @@ const upSchema = z.object({
   MQTT_PASSWD_FILE: z.string().optional(),
   MQTT_MAX_CONNECTIONS: integer(1000, 1, 100_000),
   MQTT_MAX_PACKET_BYTES: integer(65_536, 1024, 16 * 1024 * 1024),
+  MQTT_RETAINED_MAX_TOPICS: integer(RETAINED_DEFAULTS.maxTopics, 1, 1_000_000),
+  MQTT_RETAINED_MAX_BYTES: integer(RETAINED_DEFAULTS.maxBytes, 1024, 1024 ** 3),
   MQTT_TLS_PORT: integer(8883, 1, 65535),
   MQTT_TLS_CERT_FILE: certificateFile().optional(),
   MQTT_TLS_KEY_FILE: privateKeyFile().optional(),
@@ -75,6 +89,16 @@ function tlsListenerProblems(c: UpEnv): string[] {
     errors.push(`MQTT_TLS_PORT: ${c.MQTT_TLS_PORT} is already MQTT_PORT or MQTT_WS_PORT`);
   }
   return errors;
+}
+
+/** This process's open-file limit (Linux, /proc/self/limits: Node raises the soft one to the hard at start); undefined elsewhere. */
+function openFileLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+  } catch {
+    return undefined;
+  }
 }
 
 function internalPassword(): string {
@@ -115,6 +139,14 @@ export async function runUp(args: readonly string[]): Promise<number> {
   const bridgeConfig = bridgeResult.config;
   const agentConfig = agentResult.config;
   const logger = createLogger({ name: 'up', level: bridgeConfig.logLevel });
+  // Broker and HTTP server share the process's descriptors (plus ~64 for files and its own connections).
+  const fds = openFileLimit();
+  if (fds !== undefined && config.MQTT_MAX_CONNECTIONS + bridgeConfig.http.maxConnections + 64 > fds) {
+    logger.warn(
+      { openFileLimit: fds, MQTT_MAX_CONNECTIONS: config.MQTT_MAX_CONNECTIONS, HTTP_MAX_CONNECTIONS: bridgeConfig.http.maxConnections },
+      'MQTT_MAX_CONNECTIONS and HTTP_MAX_CONNECTIONS together exceed the open-file limit: a flood of connections could leave none for logins; raise it (ulimit -n) or lower them',
+    );
+  }
 
   // Logins: the file's, plus in-memory ones for this process's own bridge and agent.
   const internal = new Map<string, string>();
@@ -154,6 +186,7 @@ export async function runUp(args: readonly string[]): Promise<number> {
         wsPort: config.MQTT_WS_PORT,
         maxConnections: config.MQTT_MAX_CONNECTIONS,
         maxPacketBytes: config.MQTT_MAX_PACKET_BYTES,
+        retained: { maxTopics: config.MQTT_RETAINED_MAX_TOPICS, maxBytes: config.MQTT_RETAINED_MAX_BYTES },
         ...(config.MQTT_TLS_CERT_FILE && config.MQTT_TLS_KEY_FILE
           ? { tls: { port: config.MQTT_TLS_PORT, cert: config.MQTT_TLS_CERT_FILE.pem, key: config.MQTT_TLS_KEY_FILE.pem, ca: config.MQTT_TLS_CA_FILE?.pem } }
           : {}),
@@ -170,6 +203,7 @@ export async function runUp(args: readonly string[]): Promise<number> {
       bridgeConfig.http,
       logger.child({ component: 'bridge' }),
       bridgeConfig.queue,
+      broker.metrics,
     );
     const first = await Promise.race([bridge.started, signal]);
     if (first instanceof Error) throw first;

@@ -6,6 +6,7 @@
  * a frozen typed object. An empty variable counts as unset.
  */
 import { z } from 'zod/v3';
+import { parseAllowedHosts } from './allowed-hosts.js';
 import { LOG_LEVELS } from './logger.js';
 
 export { z };
@@ -111,6 +112,21 @@ export function oneOf<const T extends readonly [string, ...string[]]>(values: T,
 }
 
 export const logLevel = () => oneOf(LOG_LEVELS, 'info');
+
+/** HTTP_ALLOWED_HOSTS: host names an HTTP server answers besides IP literals, localhost and the machine's (DNS rebinding). */
+export function allowedHosts() {
+  return z
+    .string()
+    .default('')
+    .transform((text, ctx) => {
+      const { hosts, invalid } = parseAllowedHosts(text);
+      if (invalid.length > 0) {
+        ctx.addIssue({ code: 'custom', message: `must be host names separated by commas, such as nas.lan,.example.org or * (got "${invalid.join('", "')}")` });
+        return z.NEVER;
+      }
+      return hosts;
+    });
+}
 
 /** A rule across several variables: returns `VARIABLE: problem` lines. */
 export type CrossCheck<T> = (config: T) => readonly string[];

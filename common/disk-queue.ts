@@ -7,20 +7,32 @@
  * returns); the queue is replayed on the next start. Against power loss, the active segment is
  * fsync'ed every `fsyncMs`.
  *
- *   <dir>/seg-000000001.log …   one entry per line (a line-protocol point, an agent's message), append-only, rolled at segmentBytes
- *   <dir>/cursor.json           {"segment": n, "offset": bytes}: everything before it is written
- *                               (saved with each fsync: after a crash, up to fsyncMs of delivered entries come again)
- *   <dir>/lock                  the pid of the process using the directory
+ *   <dir>/seg-000000001.v2.log  one record per line, `<crc32> <seq> <entry>` (common/queue-record.ts),
+ *                               append-only, rolled at segmentBytes; a record that fails its checksum
+ *                               is dropped and counted (`corrupt`), never handed out
+ *   <dir>/seg-000000001.log     the previous version's segments (entries without checksum): read, not appended to
+ *   <dir>/cursor.json           where reading resumes, with a checksum; saved with each fsync (after a
+ *                               crash, up to fsyncMs of delivered entries come again)
+ *   <dir>/lock                  the pid of the process using the directory (common/queue-lock.ts)
  *
- * Bounded by `maxBytes`: beyond it the oldest whole segment is dropped and its points counted.
- * A point written twice (a crash between the database's answer and the cursor update) is harmless:
- * InfluxDB keeps one point per series and timestamp.
+ * At start the cursor is checked against the segments (common/queue-open.ts): one that points past
+ * the end of its segment (power loss), into a record, or at a missing segment is moved back to the
+ * last record boundary before it: when unsure, entries are delivered again (a point written twice is
+ * harmless in InfluxDB: one point per series and timestamp), never skipped. Entries known to be gone
+ * (a segment cut short, a missing segment) are counted (`truncated`), by their numbers.
+ *
+ * Bounded by `maxBytes`: beyond it the oldest whole segment is dropped and its entries counted.
+ * Failures to write the cursor or to fsync (disk full) never throw out of a timer: they are kept in
+ * `problem` (for /healthz) and retried; nothing is acknowledged that was not written.
  */
-import {
-  closeSync, existsSync, fsyncSync, ftruncateSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { EMPTY_BATCH, batchLines, type LineBatch, type LineQueue } from './line-queue.js';
+import { EMPTY_BATCH, batchLines, type LineBatch, type LineQueue, type QueueLosses } from './line-queue.js';
+import { acquireLock, releaseLock } from './queue-lock.js';
+import { openQueueState, type Segment, type StartNote } from './queue-open.js';
+import { encodeCursor, encodeRecord, parseRecord, segmentFile } from './queue-record.js';
+
+export { DiskQueueInUse } from './queue-lock.js';
 
 export interface DiskQueueOptions {
   readonly segmentBytes: number;
@@ -30,55 +42,32 @@ export interface DiskQueueOptions {
 
 export const DISK_QUEUE_DEFAULTS: DiskQueueOptions = { segmentBytes: 16 * 1024 * 1024, maxBytes: 1024 * 1024 * 1024, fsyncMs: 1000 };
 
-interface Position {
-  segment: number;
-  offset: number;
-}
-
 /** Bytes of a segment read at once: several batches of points. */
 const READ_AHEAD_BYTES = 512 * 1024;
-
-/** Where a part of `chunk` came from: `length` bytes at `start` are bytes `base`… of `segment`. */
-interface Piece {
-  readonly segment: number;
-  readonly base: number;
-  readonly start: number;
-  readonly length: number;
-}
-
-/** Lines read into memory from one or more segments: `ends` are the offsets in `chunk` just after each newline. */
-interface ReadAhead {
-  readonly chunk: Buffer;
-  readonly ends: readonly number[];
-  readonly pieces: readonly Piece[];
-}
-
-/** The file position just after byte `end` of the window (the end of a line). */
-function positionIn(w: ReadAhead, end: number): Position {
-  const piece = [...w.pieces].reverse().find((p) => p.start < end) as Piece;
-  return { segment: piece.segment, offset: piece.base + (end - piece.start) };
-}
-
-/** The window without its first `count` lines (ending at `end`), or undefined when none is left. */
-function advance(w: ReadAhead, end: number, count: number): ReadAhead | undefined {
-  if (count >= w.ends.length) return undefined;
-  const pieces = w.pieces
-    .filter((p) => p.start + p.length > end)
-    .map((p) => (p.start >= end ? { ...p, start: p.start - end } : { ...p, base: p.base + (end - p.start), start: 0, length: p.length - (end - p.start) }));
-  return { chunk: w.chunk.subarray(end), ends: w.ends.slice(count).map((e) => e - end), pieces };
-}
-
-const SEGMENT = /^seg-(\d{9})\.log$/;
-const name = (n: number): string => `seg-${String(n).padStart(9, '0')}.log`;
-
-export class DiskQueueInUse extends Error {}
 
 /** Appends held before `append` flushes by itself (a burst is flushed by its owner well before). */
 const MAX_PENDING = 10_000;
 
+/** A record read ahead: where it ends in its segment, its entry (newline included), its number. */
+interface Entry {
+  readonly segment: number;
+  readonly end: number;
+  readonly payload: Buffer;
+  readonly seq: number | undefined;
+  readonly ok: boolean;
+  /** It ends with a newline (a line counted in `length`); false for the cut-off tail of a segment. */
+  readonly line: boolean;
+}
+
+/** The cursor file's fixed size (padded with spaces), so that it can be rewritten in place on a full disk. */
+const CURSOR_BYTES = 160;
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+
+const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
 export class DiskQueue implements LineQueue {
   readonly durable = true;
-  /** Points flushed to the file and not yet removed. */
+  /** Lines flushed to the files and not yet removed. */
   private flushedLength = 0;
   /** Appended, not yet flushed. */
   private pending: string[] = [];
@@ -86,17 +75,29 @@ export class DiskQueue implements LineQueue {
   private failure: Error | undefined;
   /** Points the size bound forced out. */
   dropped = 0;
-  private totalBytes = 0;
-  private segments: number[] = [];
-  private sizes = new Map<number, number>();
-  private lines = new Map<number, number>();
+  readonly lost: QueueLosses = { corrupt: 0, truncated: 0 };
+  /** What the start found and repaired (logged by the owner). */
+  readonly notes: readonly StartNote[];
+  private segments: Segment[];
   private activeFd = -1;
-  private committed: Position;
-  /** Lines read ahead from the committed position, not yet removed. */
-  private window: ReadAhead | undefined;
+  private committed: { segment: number; offset: number };
+  /** The number of the entry at the committed position, when known. */
+  private expectSeq: number | undefined;
+  /** Gaps in the numbers up to here are counted already. */
+  private accountedThrough: number;
+  /** Records that failed their checksum since the last good one. */
+  private badSinceGood = 0;
+  private nextSeq: number;
+  private durableSeq: number;
+  private window: Entry[] = [];
   private dirty = false;
   /** The committed position moved since cursor.json was written. */
   private cursorDirty = false;
+  private cursorError: string | undefined;
+  /** The last append failed (disk full): once everything is delivered, the active segment is replaced by an empty one, freeing its space. */
+  private writeFailed = false;
+  private syncError: string | undefined;
+  private readError: string | undefined;
   private readonly fsyncTimer: NodeJS.Timeout;
 
   constructor(
@@ -104,19 +105,19 @@ export class DiskQueue implements LineQueue {
     private readonly options: DiskQueueOptions = DISK_QUEUE_DEFAULTS,
   ) {
     mkdirSync(dir, { recursive: true });
-    this.lock();
-    this.segments = readdirSync(dir)
-      .map((f) => SEGMENT.exec(f)?.[1])
-      .filter((n): n is string => n !== undefined)
-      .map(Number)
-      .sort((a, b) => a - b);
-    if (this.segments.length === 0) this.segments.push(1);
-    const cursor = this.readCursor();
-    const first = this.segments[0] as number;
-    this.committed = cursor && cursor.segment >= first && this.segments.includes(cursor.segment) ? cursor : { segment: first, offset: 0 };
-    this.segments = this.segments.filter((s) => s >= this.committed.segment);
-    for (const s of this.segments) this.scan(s);
-    this.openActive();
+    acquireLock(dir);
+    const state = openQueueState(dir);
+    this.segments = state.segments;
+    this.committed = state.committed;
+    this.expectSeq = state.expectSeq;
+    this.accountedThrough = state.accountedThrough;
+    this.nextSeq = state.nextSeq;
+    this.durableSeq = state.nextSeq - 1;
+    this.lost.truncated += state.truncated;
+    this.notes = state.notes;
+    this.flushedLength = this.segments.reduce((n, s) => n + s.lines, 0);
+    this.activeFd = openSync(join(dir, segmentFile(this.active().n, false)), 'a+');
+    this.cursorDirty = state.notes.length > 0 || state.truncated > 0;
     this.fsyncTimer = setInterval(() => this.sync(), options.fsyncMs);
     this.fsyncTimer.unref();
   }
@@ -128,7 +129,12 @@ export class DiskQueue implements LineQueue {
 
   /** Bytes of unwritten points on disk. */
   get bytes(): number {
-    return this.totalBytes - this.committed.offset;
+    return Math.max(0, this.segments.reduce((n, s) => n + s.size, 0) - this.committed.offset);
+  }
+
+  /** Why the queue cannot keep its state on disk or read it right now (undefined while it can). */
+  get problem(): string | undefined {
+    return this.readError ?? this.cursorError ?? this.syncError;
   }
 
   append(line: string): void {
@@ -138,7 +144,7 @@ export class DiskQueue implements LineQueue {
 
   /**
    * Writes what was appended since the last flush, in one write(). If that fails (disk full), the
-   * file is cut back to its last whole line, the unflushed appends are forgotten, and the error is
+   * file is cut back to its last whole record, the unflushed appends are forgotten, and the error is
    * thrown: the caller must not acknowledge them. A failure of a flush the queue did by itself
    * (before a peek, or with many appends held) is thrown here, by the next call.
    */
@@ -160,40 +166,45 @@ export class DiskQueue implements LineQueue {
   private write(): void {
     if (this.pending.length === 0) return;
     const count = this.pending.length;
-    const data = Buffer.from(`${this.pending.join('\n')}\n`);
+    const first = this.nextSeq;
+    const data = Buffer.from(this.pending.map((line, i) => encodeRecord(first + i, line)).join(''));
     this.pending = [];
     const active = this.active();
-    const size = this.sizes.get(active) ?? 0;
     try {
       let done = 0;
       while (done < data.length) done += writeSync(this.activeFd, data, done, data.length - done);
     } catch (error) {
       try {
-        ftruncateSync(this.activeFd, size);
+        ftruncateSync(this.activeFd, active.size);
       } catch {
-        // the next start cuts a partial last line anyway
+        // the next start cuts a partial last record anyway
       }
+      this.writeFailed = true;
       throw error;
     }
-    this.sizes.set(active, size + data.length);
-    this.totalBytes += data.length;
-    this.lines.set(active, (this.lines.get(active) ?? 0) + count);
+    this.writeFailed = false;
+    this.nextSeq += count;
+    active.size += data.length;
+    active.lines += count;
     this.flushedLength += count;
     this.dirty = true;
-    if (size + data.length >= this.options.segmentBytes) this.roll();
+    if (active.size >= this.options.segmentBytes) this.roll();
     while (this.bytes > this.options.maxBytes && this.segments.length > 1) this.dropOldest();
   }
 
   /**
-   * The oldest `max` lines (fewer at the end of a segment) as one buffer, read from the file once
-   * and handed out without a string per line: the bridge posts it to InfluxDB as it is.
+   * The oldest `max` entries (fewer at a damaged record, which the next call drops and counts) as
+   * one buffer, read from the files once: the bridge posts it to InfluxDB as it is.
    */
   peekBatch(max: number): LineBatch {
     this.flushQuietly();
-    const w = this.readAhead(max);
-    const count = Math.min(max, w?.ends.length ?? 0);
-    if (!w || count === 0) return EMPTY_BATCH;
-    return { count, body: w.chunk.subarray(0, w.ends[count - 1]) };
+    this.fill(max);
+    this.dropLeadingDamage();
+    let count = 0;
+    while (count < max && count < this.window.length && (this.window[count] as Entry).ok) count++;
+    if (count === 0) return EMPTY_BATCH;
+    const payloads = this.window.slice(0, count).map((e) => e.payload);
+    return { count, body: payloads.length === 1 ? (payloads[0] as Buffer) : Buffer.concat(payloads) };
   }
 
   peek(max: number): readonly string[] {
@@ -201,68 +212,164 @@ export class DiskQueue implements LineQueue {
   }
 
   remove(count: number): void {
-    if (count <= 0) return;
-    const w = this.window;
-    const end = w?.ends[count - 1];
-    // The size bound dropped the peeked segment meanwhile: the cursor has moved past it already.
-    if (!w || end === undefined) return;
-    this.committed = positionIn(w, end);
-    this.window = advance(w, end, count);
-    // Lines per segment are tracked to keep `length` exact as whole segments are retired.
-    this.flushedLength -= count;
-    // The cursor file is rewritten with the fsync, not per batch: a crash replays at most a
-    // second of points already written (harmless duplicates). Before a segment is deleted it is
-    // written, so that it never names a deleted segment.
+    const n = Math.min(count, this.window.length);
+    if (n <= 0) return;
+    for (const e of this.window.slice(0, n)) this.pass(e);
+    this.window = this.window.slice(n);
+    this.afterMove();
+  }
+
+  /** The committed position moves past `e`, counting any entries its number shows were lost before it. */
+  private pass(e: Entry): void {
+    if (e.ok && e.seq !== undefined) {
+      const from = Math.max(this.expectSeq ?? e.seq, this.accountedThrough + 1);
+      if (e.seq > from) this.lost[this.badSinceGood > 0 ? 'corrupt' : 'truncated'] += e.seq - from;
+      this.accountedThrough = Math.max(this.accountedThrough, e.seq);
+      this.expectSeq = e.seq + 1;
+      this.badSinceGood = 0;
+    } else if (!e.ok) this.badSinceGood++;
+    this.committed = { segment: e.segment, offset: e.end };
+    if (e.line) this.flushedLength--;
+  }
+
+  /** Damaged records at the head are dropped; at the end of what was written, counted now. */
+  private dropLeadingDamage(): void {
+    let moved = false;
+    while (this.window[0] && !this.window[0].ok) {
+      this.pass(this.window.shift() as Entry);
+      moved = true;
+      if (this.window.length === 0) this.fill(1);
+    }
+    if (!moved) return;
+    const next = this.window[0];
+    if (next?.seq !== undefined) {
+      // The good record after them tells how many entries they held.
+      const from = Math.max(this.expectSeq ?? next.seq, this.accountedThrough + 1);
+      if (next.seq > from) this.lost.corrupt += next.seq - from;
+      this.accountedThrough = Math.max(this.accountedThrough, next.seq - 1);
+    } else if (this.window.length === 0 && this.badSinceGood > 0) {
+      // Nothing good after them: their numbers run to the last one written.
+      const from = Math.max(this.expectSeq ?? this.nextSeq, this.accountedThrough + 1);
+      this.lost.corrupt += Math.max(this.badSinceGood, this.nextSeq - from);
+      this.accountedThrough = this.nextSeq - 1;
+      this.expectSeq = this.nextSeq;
+      this.badSinceGood = 0;
+    }
+    this.afterMove();
+  }
+
+  /** Saves the cursor and deletes the segments it has left (the cursor first: it never names a deleted segment). */
+  private afterMove(): void {
     this.cursorDirty = true;
-    if (this.segments[0] !== undefined && this.segments[0] < this.committed.segment) {
-      this.writeCursor();
-      for (const s of [...this.segments]) {
-        if (s >= this.committed.segment) break;
-        this.retire(s);
+    const active = this.active();
+    if (this.writeFailed && this.committed.segment === active.n && this.committed.offset >= active.size && active.size > 0) {
+      // Disk full and everything delivered: a new, empty segment, so that the old one's space is freed.
+      try {
+        this.roll();
+        this.committed = { segment: this.active().n, offset: 0 };
+      } catch (error) {
+        this.cursorError = `cannot start a new queue segment: ${errorText(error)}`;
       }
+    }
+    if ((this.segments[0]?.n ?? 0) >= this.committed.segment) return;
+    if (!this.writeCursor()) return; // kept until the cursor is on disk
+    while (this.segments.length > 1 && (this.segments[0] as Segment).n < this.committed.segment) this.retire(this.segments[0] as Segment);
+  }
+
+  /** Reads records from the end of the window on, up to READ_AHEAD_BYTES, across segments, until it holds `max` entries. */
+  private fill(max: number): void {
+    if (this.window.length >= max) return;
+    const last = this.window.at(-1);
+    const pos = last ? { segment: last.segment, offset: last.end } : { ...this.committed };
+    let total = 0;
+    try {
+      while (total < READ_AHEAD_BYTES) {
+        const index = this.segments.findIndex((s) => s.n >= pos.segment);
+        const seg = this.segments[index];
+        if (!seg) break;
+        if (seg.n > pos.segment) pos.offset = 0;
+        pos.segment = seg.n;
+        if (pos.offset < seg.size) {
+          const want = Math.min(READ_AHEAD_BYTES - total, seg.size - pos.offset);
+          const chunk = this.read(seg, pos.offset, want);
+          if (chunk.length < want) {
+            // The file is shorter than what was written to it (cut under us): counted again from disk.
+            this.rescan();
+            return this.fill(max);
+          }
+          const closed = seg !== this.active();
+          let used = this.parse(seg, pos.offset, chunk, closed && pos.offset + chunk.length >= seg.size);
+          if (used === 0 && total === 0 && chunk.length === READ_AHEAD_BYTES) {
+            // No newline in a whole read-ahead (zeros a power loss left): one damaged stretch, passed over.
+            this.window.push({ segment: seg.n, end: pos.offset + chunk.length, payload: Buffer.alloc(0), seq: undefined, ok: false, line: false });
+            used = chunk.length;
+          }
+          total += chunk.length;
+          pos.offset += used;
+          if (pos.offset < seg.size) break; // the window is full
+        }
+        if (index === this.segments.length - 1) break;
+        pos.segment = (this.segments[index + 1] as Segment).n;
+        pos.offset = 0;
+      }
+      this.readError = undefined;
+    } catch (error) {
+      this.readError = `queue not readable: ${errorText(error)}`;
+      throw error;
+    }
+  }
+
+  /** Splits `chunk` (bytes `base`… of `seg`) into records appended to the window; returns the bytes used. */
+  private parse(seg: Segment, base: number, chunk: Buffer, atClosedEnd: boolean): number {
+    let start = 0;
+    for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
+      const end = nl + 1;
+      if (seg.legacy) this.window.push({ segment: seg.n, end: base + end, payload: chunk.subarray(start, end), seq: undefined, ok: true, line: true });
+      else {
+        const r = parseRecord(chunk, start, end);
+        this.window.push({ segment: seg.n, end: base + end, payload: chunk.subarray(r.payloadStart, end), seq: r.seq, ok: r.ok, line: true });
+      }
+      start = end;
+    }
+    if (atClosedEnd && start < chunk.length) {
+      // A closed segment that does not end with a newline was cut short: its last record is broken.
+      this.window.push({ segment: seg.n, end: base + chunk.length, payload: Buffer.alloc(0), seq: undefined, ok: false, line: false });
+      start = chunk.length;
+    }
+    return start;
+  }
+
+  private read(seg: Segment, offset: number, length: number): Buffer {
+    const fd = openSync(join(this.dir, segmentFile(seg.n, seg.legacy)), 'r');
+    try {
+      const buffer = Buffer.allocUnsafe(length);
+      return buffer.subarray(0, readSync(fd, buffer, 0, length, offset));
+    } finally {
+      closeSync(fd);
     }
   }
 
   /**
-   * The lines from the committed position on, up to READ_AHEAD_BYTES, across segments; read again
-   * when the window holds fewer than `max` lines and more have been flushed since.
+   * Sizes and lines counted again from the files, after one was found shorter than what was written
+   * to it (cut, or deleted, by something else): what is gone shows as a gap in the numbers.
    */
-  private readAhead(max: number): ReadAhead | undefined {
-    const cached = this.window;
-    if (cached && cached.ends.length >= Math.min(max, this.flushedLength)) return cached;
-    const pieces: Piece[] = [];
-    const buffers: Buffer[] = [];
-    let total = 0;
-    const pos: Position = { ...this.committed };
-    while (total < READ_AHEAD_BYTES) {
-      const size = this.sizes.get(pos.segment) ?? 0;
-      if (pos.offset < size) {
-        const read = this.read(pos, Math.min(READ_AHEAD_BYTES - total, size - pos.offset));
-        pieces.push({ segment: pos.segment, base: pos.offset, start: total, length: read.length });
-        buffers.push(read);
-        total += read.length;
-        pos.offset += read.length;
-        if (pos.offset < size) break; // the window is full
+  private rescan(): void {
+    this.window = [];
+    this.flushedLength = 0;
+    for (const seg of this.segments) {
+      let data: Buffer;
+      try {
+        data = readFileSync(join(this.dir, segmentFile(seg.n, seg.legacy)));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        data = Buffer.alloc(0);
       }
-      const next = this.segments.find((s) => s > pos.segment);
-      if (next === undefined) break;
-      pos.segment = next;
-      pos.offset = 0;
-    }
-    const chunk = buffers.length === 1 ? (buffers[0] as Buffer) : Buffer.concat(buffers, total);
-    const ends: number[] = [];
-    for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) ends.push(i + 1);
-    this.window = ends.length > 0 ? { chunk, ends, pieces } : undefined;
-    return this.window;
-  }
-
-  private read(pos: Position, length: number): Buffer {
-    const fd = openSync(join(this.dir, name(pos.segment)), 'r');
-    try {
-      const buffer = Buffer.allocUnsafe(length);
-      return buffer.subarray(0, readSync(fd, buffer, 0, length, pos.offset));
-    } finally {
-      closeSync(fd);
+      const from = seg.n === this.committed.segment ? Math.min(this.committed.offset, data.length) : 0;
+      if (seg.n === this.committed.segment) this.committed = { segment: seg.n, offset: from };
+      seg.size = data.length;
+      seg.lines = 0;
+      for (let i = data.indexOf(0x0a, from); i !== -1; i = data.indexOf(0x0a, i + 1)) seg.lines++;
+      this.flushedLength += seg.lines;
     }
   }
 
@@ -272,119 +379,124 @@ export class DiskQueue implements LineQueue {
     this.flushQuietly();
     this.sync();
     closeSync(this.activeFd);
-    rmSync(join(this.dir, 'lock'), { force: true });
+    releaseLock(this.dir);
   }
 
-  private active(): number {
-    return this.segments[this.segments.length - 1] as number;
+  private active(): Segment {
+    return this.segments[this.segments.length - 1] as Segment;
   }
 
+  /** The fsync timer: the active segment first, then the cursor (whose `durable` then holds). Never throws. */
   private sync(): void {
-    if (this.cursorDirty) this.writeCursor();
-    if (!this.dirty) return;
-    fsyncSync(this.activeFd);
-    this.dirty = false;
-  }
-
-  private openActive(): void {
-    const path = join(this.dir, name(this.active()));
-    this.activeFd = openSync(path, 'a+');
-    // A crash in the middle of an append can leave a partial last line: cut it.
-    const size = fstatSync(this.activeFd).size;
-    if (size > 0) {
-      const tail = Buffer.alloc(Math.min(size, 64 * 1024));
-      readSync(this.activeFd, tail, 0, tail.length, size - tail.length);
-      const lastNewline = tail.lastIndexOf(0x0a);
-      const keep = lastNewline < 0 ? size - tail.length : size - tail.length + lastNewline + 1;
-      if (keep < size) {
-        ftruncateSync(this.activeFd, keep);
-        this.scan(this.active());
+    if (this.dirty) {
+      try {
+        fsyncSync(this.activeFd);
+        this.dirty = false;
+        this.durableSeq = this.nextSeq - 1;
+        this.cursorDirty = true;
+        this.syncError = undefined;
+      } catch (error) {
+        this.syncError = `cannot fsync the queue: ${errorText(error)}`;
       }
     }
+    if (this.cursorDirty || this.cursorError) this.writeCursor();
   }
 
   private roll(): void {
-    this.sync();
+    const next = this.active().n + 1;
+    const fd = openSync(join(this.dir, segmentFile(next, false)), 'a+');
+    try {
+      fsyncSync(this.activeFd);
+      this.durableSeq = this.nextSeq - 1;
+    } catch (error) {
+      this.syncError = `cannot fsync the queue: ${errorText(error)}`;
+    }
     closeSync(this.activeFd);
-    const next = this.active() + 1;
-    this.segments.push(next);
-    this.sizes.set(next, 0);
-    this.lines.set(next, 0);
-    this.activeFd = openSync(join(this.dir, name(next)), 'a+');
+    this.activeFd = fd;
+    this.segments.push({ n: next, legacy: false, size: 0, lines: 0 });
+    this.syncDir();
   }
 
-  /** Counts the unwritten lines and bytes of a segment (from the cursor in the first one). */
-  private scan(segment: number): void {
-    const path = join(this.dir, name(segment));
-    const data = existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
-    let count = 0;
-    const from = segment === this.committed.segment ? this.committed.offset : 0;
-    for (let i = from; i < data.length; i++) if (data[i] === 0x0a) count++;
-    const previous = this.lines.get(segment) ?? 0;
-    this.totalBytes += data.length - (this.sizes.get(segment) ?? 0);
-    this.sizes.set(segment, data.length);
-    this.lines.set(segment, count);
-    this.flushedLength += count - previous;
+  /** A new segment's name is made durable too (else a power loss could lose the whole file). */
+  private syncDir(): void {
+    try {
+      const fd = openSync(this.dir, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      // not supported everywhere (Windows): the data itself is fsync'ed
+    }
   }
 
   private dropOldest(): void {
-    const oldest = this.segments[0] as number;
-    const lost = this.committed.segment === oldest ? this.linesAfter(oldest, this.committed.offset) : (this.lines.get(oldest) ?? 0);
+    const oldest = this.segments[0] as Segment;
+    const lost = this.committed.segment === oldest.n ? this.linesAfter(oldest, this.committed.offset) : oldest.lines;
     this.dropped += lost;
     this.flushedLength -= lost;
     this.retire(oldest);
-    this.committed = { segment: this.segments[0] as number, offset: 0 };
-    this.window = undefined;
+    const first = this.segments[0] as Segment;
+    this.committed = { segment: first.n, offset: 0 };
+    this.expectSeq = undefined;
+    this.window = [];
     this.writeCursor();
   }
 
-  private linesAfter(segment: number, offset: number): number {
-    const data = readFileSync(join(this.dir, name(segment)));
-    let count = 0;
-    for (let i = offset; i < data.length; i++) if (data[i] === 0x0a) count++;
-    return count;
-  }
-
-  private retire(segment: number): void {
-    if (segment === this.active()) return;
-    unlinkSync(join(this.dir, name(segment)));
-    this.totalBytes -= this.sizes.get(segment) ?? 0;
-    this.segments = this.segments.filter((s) => s !== segment);
-    this.sizes.delete(segment);
-    this.lines.delete(segment);
-  }
-
-  private readCursor(): Position | undefined {
+  private linesAfter(seg: Segment, offset: number): number {
+    const fd = openSync(join(this.dir, segmentFile(seg.n, seg.legacy)), 'r');
     try {
-      const c = JSON.parse(readFileSync(join(this.dir, 'cursor.json'), 'utf8')) as Position;
-      return Number.isSafeInteger(c.segment) && Number.isSafeInteger(c.offset) ? c : undefined;
+      const data = Buffer.allocUnsafe(Math.max(0, seg.size - offset));
+      const got = readSync(fd, data, 0, data.length, offset);
+      let count = 0;
+      for (let i = data.indexOf(0x0a); i !== -1 && i < got; i = data.indexOf(0x0a, i + 1)) count++;
+      return Math.min(count, seg.lines);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private retire(seg: Segment): void {
+    if (seg === this.active()) return;
+    this.segments = this.segments.filter((s) => s !== seg);
+    try {
+      unlinkSync(join(this.dir, segmentFile(seg.n, seg.legacy)));
     } catch {
-      return undefined;
+      // gone already, or removed at the next start (it is before the cursor)
     }
   }
 
-  private writeCursor(): void {
-    this.cursorDirty = false;
-    const tmp = join(this.dir, 'cursor.json.tmp');
-    writeFileSync(tmp, JSON.stringify(this.committed));
-    renameSync(tmp, join(this.dir, 'cursor.json'));
-  }
-
-  private lock(): void {
-    const path = join(this.dir, 'lock');
-    if (existsSync(path)) {
-      const pid = Number(readFileSync(path, 'utf8'));
-      if (Number.isSafeInteger(pid) && pid !== process.pid && alive(pid)) throw new DiskQueueInUse(`queue directory ${this.dir} is in use by process ${pid}`);
+  /** Saves the cursor (write to a temporary file, rename into place); false, kept in `problem`, if it could not be. */
+  /**
+   * Saves the cursor: written to a temporary file, renamed into place. On a full disk (no block for
+   * the temporary file) it is overwritten in place instead: always CURSOR_BYTES long, it needs no new
+   * block; a write torn there fails the cursor's checksum, and the next start replays from the
+   * oldest segment. False, kept in `problem`, if it could not be saved.
+   */
+  private writeCursor(): boolean {
+    const text = encodeCursor({ ...this.committed, seq: this.expectSeq, durable: Math.max(this.durableSeq, this.accountedThrough) }).padEnd(CURSOR_BYTES, ' ');
+    const path = join(this.dir, 'cursor.json');
+    try {
+      const tmp = join(this.dir, 'cursor.json.tmp');
+      try {
+        writeFileSync(tmp, text);
+        renameSync(tmp, path);
+      } catch (error) {
+        if (!NO_SPACE.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+        const fd = openSync(path, 'r+');
+        try {
+          writeSync(fd, text, 0);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      this.cursorDirty = false;
+      this.cursorError = undefined;
+      return true;
+    } catch (error) {
+      this.cursorError = `cannot save the queue cursor: ${errorText(error)}`;
+      return false;
     }
-    writeFileSync(path, String(process.pid));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -25,12 +25,24 @@ export function linesBatch(lines: readonly string[]): LineBatch {
   return lines.length === 0 ? EMPTY_BATCH : { count: lines.length, body: Buffer.from(`${lines.join('\n')}\n`) };
 }
 
+/** Entries lost to damage on disk, by reason. */
+export interface QueueLosses {
+  /** Records that failed their checksum (flipped bytes, a torn write): dropped, never handed out. */
+  corrupt: number;
+  /** Records gone from the disk: a segment cut short (power loss) or missing. */
+  truncated: number;
+}
+
 export interface LineQueue {
   /** Survives a crash of the process (entries left in it are delivered after a restart). */
   readonly durable: boolean;
   readonly length: number;
   /** Entries the size bound forced out. */
   readonly dropped: number;
+  /** Entries lost to damage on disk, by reason (always 0 in memory). */
+  readonly lost: Readonly<QueueLosses>;
+  /** Why the queue cannot keep its state or read it right now (disk full, I/O error); undefined while it can. */
+  readonly problem: string | undefined;
   /** Bytes of the entries held. */
   readonly bytes: number;
   /** Adds an entry; it survives a crash only once flushed (a durable queue gathers appends). */
@@ -53,6 +65,8 @@ export interface LineQueue {
 export class MemoryLineQueue implements LineQueue {
   readonly durable = false;
   dropped = 0;
+  readonly lost: Readonly<QueueLosses> = { corrupt: 0, truncated: 0 };
+  readonly problem = undefined;
   bytes = 0;
   private items: string[] = [];
   private head = 0;

@@ -49,8 +49,13 @@ export interface WriteOptions {
 
 /** Replaces the file atomically; readable by its owner and group only when an owner is given. */
 export async function writePasswd(path: string, entries: ReadonlyMap<string, string>, options: WriteOptions = {}): Promise<void> {
+  await writeBrokerFile(path, [...entries.values()].map((l) => `${l}\n`).join(''), options);
+}
+
+/** A file for Mosquitto (password file, acl_file), replaced atomically, with the same ownership as writePasswd. */
+export async function writeBrokerFile(path: string, text: string, options: WriteOptions = {}): Promise<void> {
   const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, [...entries.values()].map((l) => `${l}\n`).join(''), { mode: 0o600 });
+  await writeFile(temp, text, { mode: 0o600 });
   if (options.owner) {
     const [uid, gid] = options.owner.split(':').map(Number);
     await chown(temp, uid ?? 0, gid ?? uid ?? 0);

@@ -54,6 +54,8 @@ export type RejectReason = (typeof REJECT_REASONS)[number];
 export type Decoded =
   | { readonly ok: true; readonly kind: 'sample'; readonly sample: Sample }
   | { readonly ok: true; readonly kind: 'availability'; readonly host: string; readonly online: boolean }
+  /** An empty retained availability: its publisher deleted it (a PC taken out of service), nothing to store. */
+  | { readonly ok: true; readonly kind: 'availability_cleared'; readonly host: string }
   /** A rejected sample still tells its host and sequence number when they could be read (gap detection). */
   | { readonly ok: false; readonly reason: RejectReason; readonly detail: string; readonly host?: string; readonly seq?: number };
 
@@ -112,6 +114,8 @@ export function decodeMessage(topic: string, payload: Uint8Array, options: Decod
 
   if (name === AVAILABILITY) {
     if (text === ONLINE || text === OFFLINE) return { ok: true, kind: 'availability', host, online: text === ONLINE };
+    // The payload itself, not the trimmed text: only a zero-length message deletes a retained one.
+    if (payload.byteLength === 0) return { ok: true, kind: 'availability_cleared', host };
     return reject('bad_payload', 'availability must be "online" or "offline"');
   }
   const metric = resolveMetric(name);

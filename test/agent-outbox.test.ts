@@ -71,7 +71,7 @@ describe('outbox bounds', () => {
     await waitFor('the fresh round received', () => (seen.messages.length >= 100 ? true : undefined));
     await sleep(300);
     expect(seqs(seen.messages)).toEqual(Array.from({ length: 100 }, (_, i) => 100 + i));
-    expect(outbox.droppedByReason()).toEqual({ queue_full: 0, expired: 100, corrupt: 0, unwritable: 0 });
+    expect(outbox.droppedByReason()).toEqual({ queue_full: 0, expired: 100, corrupt: 0, truncated: 0, unwritable: 0 });
     expect(lines.filter((l) => l.msg === 'samples older than MAX_QUEUE_AGE dropped')).toHaveLength(1);
     await close();
   }, 60_000);

@@ -1,5 +1,5 @@
 /**
- * The shipped broker configuration (mosquitto/mosquitto.conf and mosquitto/acl), run on real
+ * The shipped broker configuration (mosquitto/mosquitto.conf and the acl `hostpulse enrol` writes), run on real
  * Mosquitto 2.0 with logins written by `hostpulse enrol`. Only paths and ports are moved.
  */
 import { execFile } from 'node:child_process';
@@ -46,6 +46,19 @@ async function listener(login: { username: string; password: string }, topic: st
 
 const bridgeLogin = { username: 'hostpulse_bridge', password: SERVICES.MQTT_BRIDGE_PASSWORD };
 const readerLogin = { username: 'hostpulse_reader', password: SERVICES.MQTT_READER_PASSWORD };
+// Further logins of the same roles (`hostpulse enrol --service`): a session is its login's, so a
+// second program of a role that connects while the first is connected needs its own.
+const bridgeB = { username: 'hostpulse_bridge_b', password: 'bridge-b-password-1' };
+const readerB = { username: 'hostpulse_reader_b', password: 'reader-b-password-1' };
+
+/** One session of `login` that subscribes to `topics` and publishes too (a second one would replace it). */
+async function session(login: { username: string; password: string }, topics: readonly string[]) {
+  const received: { topic: string; payload: string }[] = [];
+  const c = client(login, { onMessage: (t, p) => void received.push({ topic: t, payload: p.toString() }) });
+  await c.waitConnected(5000);
+  for (const topic of topics) await c.subscribe(topic, 1);
+  return { received, publish: (topic: string, payload: string) => c.publish(topic, payload, { qos: 1 }), close: () => c.close(true) };
+}
 
 beforeAll(async () => {
   shipped = await startShippedMosquitto(async (passwd, brokerPort) => {
@@ -55,6 +68,10 @@ beforeAll(async () => {
     expect(enrolled.code, enrolled.stderr).toBe(0);
     alice = /^MQTT_PASSWORD=(.+)$/m.exec(enrolled.stdout)?.[1] ?? '';
     expect((await execCli(['enrol', 'bob', '--passwd', passwd, '--password', 'bob-password-123'])).code).toBe(0);
+    for (const login of [bridgeB, readerB]) {
+      const added = await execCli(['enrol', '--service', login.username, '--passwd', passwd, '--password', login.password]);
+      expect(added.code, added.stderr).toBe(0);
+    }
   });
   ({ dir, port, wsPort } = shipped);
 });
@@ -125,8 +142,8 @@ describe('access rules', () => {
       await c.close();
     };
     await publish({ username: 'alice', password: alice }, 'sensors/bob/cpu_temp', '99');
-    await publish(bridgeLogin, 'sensors/alice/cpu_temp', '97');
-    await publish(readerLogin, 'sensors/alice/cpu_temp', '96');
+    await publish(bridgeB, 'sensors/alice/cpu_temp', '97');
+    await publish(readerB, 'sensors/alice/cpu_temp', '96');
     await publish({ username: 'alice', password: alice }, 'homeassistant/sensor/x/config', '{}');
     await publish({ username: 'alice', password: alice }, 'sensors/alice/cpu_temp', '42'); // the control: allowed
     await waitFor('the allowed sample', () => (bridge.received.some((m) => m.payload === '42') ? true : undefined));
@@ -140,32 +157,32 @@ describe('access rules', () => {
   it('lets an agent keep only its own Home Assistant discovery configs; the reader writes only homeassistant/status', async () => {
     const aliceLogin = { username: 'alice', password: alice };
     const reader = await listener(readerLogin, 'homeassistant/#');
-    const aliceOwn = await listener(aliceLogin, 'homeassistant/+/alice/+/config');
-    const aliceStatus = await listener(aliceLogin, 'homeassistant/status');
+    const aliceSession = await session(aliceLogin, ['homeassistant/+/alice/+/config', 'homeassistant/status']);
     const publish = async (login: { username: string; password: string }, topic: string, payload: string) => {
       const c = client(login);
       await c.waitConnected(5000);
       await c.publish(topic, payload, { qos: 1 });
       await c.close();
     };
-    await publish(aliceLogin, 'homeassistant/sensor/bob/cpu_temp/config', '{"bad":1}');
-    await publish(aliceLogin, 'homeassistant/sensor/cpu_temp/config', '{"bad":2}'); // no node id: not hers
-    await publish(aliceLogin, 'homeassistant/status', 'online');
-    await publish(readerLogin, 'homeassistant/sensor/alice/cpu_temp/config', '{"bad":3}');
+    // Denied publishes are acknowledged and dropped; the session stays (with `max_queued_messages 0`,
+    // Mosquitto 2.0.11 dropped the connection at the first).
+    await aliceSession.publish('homeassistant/sensor/bob/cpu_temp/config', '{"bad":1}');
+    await aliceSession.publish('homeassistant/sensor/cpu_temp/config', '{"bad":2}'); // no node id: not hers
+    await aliceSession.publish('homeassistant/status', 'online');
+    await publish(readerB, 'homeassistant/sensor/alice/cpu_temp/config', '{"bad":3}');
     await publish(bridgeLogin, 'homeassistant/status', 'offline');
-    await publish(aliceLogin, 'homeassistant/sensor/alice/cpu_temp/config', '{"ok":1}'); // allowed
-    await publish(readerLogin, 'homeassistant/status', 'online'); // allowed: Home Assistant's birth message
-    await waitFor('the allowed messages', () => (reader.received.length >= 2 && aliceStatus.received.length >= 1 ? true : undefined));
+    await aliceSession.publish('homeassistant/sensor/alice/cpu_temp/config', '{"ok":1}'); // allowed
+    await publish(readerB, 'homeassistant/status', 'online'); // allowed: Home Assistant's birth message
+    await waitFor('the allowed messages', () => (reader.received.length >= 2 && aliceSession.received.length >= 2 ? true : undefined));
     await new Promise((r) => setTimeout(r, 300));
     expect(reader.received.map((m) => `${m.topic}=${m.payload}`)).toEqual(['homeassistant/sensor/alice/cpu_temp/config={"ok":1}', 'homeassistant/status=online']);
-    expect(aliceOwn.received.map((m) => `${m.topic}=${m.payload}`)).toEqual(['homeassistant/sensor/alice/cpu_temp/config={"ok":1}']);
-    expect(aliceStatus.received.map((m) => m.payload)).toEqual(['online']);
+    expect(aliceSession.received.map((m) => `${m.topic}=${m.payload}`)).toEqual(['homeassistant/sensor/alice/cpu_temp/config={"ok":1}', 'homeassistant/status=online']);
     // An agent cannot read another agent's configs.
     const bobReads = await listener({ username: 'bob', password: 'bob-password-123' }, 'homeassistant/#');
     await new Promise((r) => setTimeout(r, 300));
     expect(bobReads.received).toEqual([]);
-    await publish(aliceLogin, 'homeassistant/sensor/alice/cpu_temp/config', ''); // clear the retained config
-    await Promise.all([reader.close(), aliceOwn.close(), aliceStatus.close(), bobReads.close()]);
+    await aliceSession.publish('homeassistant/sensor/alice/cpu_temp/config', ''); // clear the retained config
+    await Promise.all([reader.close(), aliceSession.close(), bobReads.close()]);
   });
 
   it('runs an agent with Home Assistant discovery under its own login, the reader seeing its configs', async () => {
@@ -202,8 +219,8 @@ describe('access rules', () => {
     expect(out).toMatch(/^\d+ seconds/);
   });
 
-  it('names every service login of `hostpulse enrol --services` in the ACL', async () => {
-    const acl = await readFile(join(ROOT, 'mosquitto/acl'), 'utf8');
+  it('names every service login of `hostpulse enrol --services` in the ACL it writes beside the password file', async () => {
+    const acl = await readFile(join(dir, 'acl'), 'utf8');
     for (const user of Object.keys(SERVICE_LOGINS)) expect(acl).toContain(`user ${user}\n`);
   });
 });

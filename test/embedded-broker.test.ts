@@ -85,29 +85,27 @@ const CASES: [Login, string, Login, boolean][] = [
   ['hostpulse_reader', 'homeassistant/sensor/alice/cpu_temp/config', 'alice', false],
 ];
 
+/**
+ * One connection per login, that watches and publishes: both brokers keep one session per login (a
+ * second connection of a login replaces the first).
+ */
 async function delivered(port: number): Promise<boolean[]> {
   const seen = new Map<Login, Set<string>>();
-  const watchers: MqttConnection[] = [];
-  for (const who of new Set(CASES.map((c) => c[2]))) {
+  const connections = new Map<Login, MqttConnection>();
+  for (const who of new Set(CASES.flatMap((c) => [c[0], c[2]]))) {
     const got = new Set<string>();
     seen.set(who, got);
-    const w = await client(port, who, (_t, p) => void got.add(p.toString()));
-    await w.subscribe('#', 0);
-    await w.subscribe('homeassistant/status', 0);
-    watchers.push(w);
+    const c = await client(port, who, (_t, p) => void got.add(p.toString()));
+    await c.subscribe('#', 0);
+    await c.subscribe('homeassistant/status', 0);
+    connections.set(who, c);
   }
-  for (const [i, [who, topic]] of CASES.entries()) {
-    const c = await client(port, who);
-    await c.publish(topic, `case-${i}`, { qos: 1 });
-    await c.close();
-  }
+  for (const [i, [who, topic]] of CASES.entries()) await connections.get(who)?.publish(topic, `case-${i}`, { qos: 1 });
   // The control: a message every watcher may read arrives after all cases.
-  const last = await client(port, 'alice');
-  await last.publish('sensors/alice/uptime', 'done', { qos: 1 });
-  await last.close();
+  await connections.get('alice')?.publish('sensors/alice/uptime', 'done', { qos: 1 });
   await waitFor('the last case', () => (seen.get('hostpulse_bridge')?.has('done') ? true : undefined));
   await new Promise((r) => setTimeout(r, 200));
-  await Promise.all(watchers.map((w) => w.close(true)));
+  await Promise.all([...connections.values()].map((c) => c.close(true)));
   return CASES.map(([, , watcher], i) => seen.get(watcher)?.has(`case-${i}`) ?? false);
 }
 

@@ -19,7 +19,7 @@ import { rawConnect } from './harness/raw-mqtt.js';
 /** The shipped mosquitto.conf's limit. */
 const MAX_PACKET_SIZE = 65536;
 const DB_GARBAGE = 'garbage';
-const servers = useServers(['clock', DB_GARBAGE, 'names', 'size'], { brokerConfig: [...UNCAPPED, `max_packet_size ${MAX_PACKET_SIZE}`, 'log_type notice'] });
+const servers = useServers(['clock', DB_GARBAGE, 'names', 'size', 'cleared'], { brokerConfig: [...UNCAPPED, `max_packet_size ${MAX_PACKET_SIZE}`, 'log_type notice'] });
 
 async function publisher(): Promise<MqttConnection> {
   const c = connect(servers.broker.url);
@@ -192,6 +192,29 @@ describe('names built to inject line protocol', () => {
     const cpu = await servers.influx.query('SELECT "temp", "host" FROM "cpu"', 'names');
     expect(cpu.series[0]?.values.map((v) => [v[1], v[2]])).toEqual([[42.5, 'names-pc']]);
     expect(await bridge.stop()).toBe(0);
+  });
+});
+
+describe('a deleted retained availability (an empty retained message)', () => {
+  it('is a deletion, not garbage: nothing rejected or stored for it, and the live view no longer says online', async () => {
+    const httpBridge = await startBridge(bridgeEnv(servers.broker.url, servers.influx.url, 'cleared', 'cleared-bridge'));
+    const c = await publisher();
+    await c.publish('sensors/gone-pc/availability', 'online', { qos: 1, retain: true });
+    await received(httpBridge, 1);
+    const online = async (): Promise<boolean | null | undefined> => {
+      const body = (await (await fetch(`http://127.0.0.1:${httpBridge.httpPort}/api/hosts`)).json()) as { hosts: { host: string; online: boolean | null }[] };
+      return body.hosts.find((h) => h.host === 'gone-pc')?.online;
+    };
+    expect(await online()).toBe(true);
+    await c.publish('sensors/gone-pc/availability', '', { qos: 1, retain: true }); // what `mosquitto_pub -r -n` sends
+    await c.publish('sensors/gone-pc/availability', ' ', { qos: 1 }); // the control: one space is garbage
+    await c.close();
+    await received(httpBridge, 3);
+    expect(rejectedByReason(await httpBridge.metrics())).toEqual({ bad_payload: 1 });
+    expect(await httpBridge.metric('hostpulse_bridge_availability_total')).toBe(2);
+    expect(await online()).toBe(null);
+    expect(httpBridge.logs().filter((l) => l.msg === 'message rejected').map((l) => l['payload'] ?? l['detail'])).toHaveLength(1);
+    await httpBridge.stop();
   });
 });
 

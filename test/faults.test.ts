@@ -111,18 +111,18 @@ describe('the queue disk fills up while the bridge runs', () => {
     // A queue whose active segment is 300 bytes short of full (a sparse file, all of it written
     // already), so that the bridge soon rolls to the next segment: /dev/full, where every write fails.
     const nearlyFull = DISK_QUEUE_DEFAULTS.segmentBytes - 300;
-    writeFileSync(join(queue, 'seg-000000001.log'), '');
-    truncateSync(join(queue, 'seg-000000001.log'), nearlyFull - 1);
-    appendFileSync(join(queue, 'seg-000000001.log'), '\n');
+    writeFileSync(join(queue, 'seg-000000001.v2.log'), '');
+    truncateSync(join(queue, 'seg-000000001.v2.log'), nearlyFull - 1);
+    appendFileSync(join(queue, 'seg-000000001.v2.log'), '\n');
     writeFileSync(join(queue, 'cursor.json'), JSON.stringify({ segment: 1, offset: nearlyFull }));
     const first = bridge('full', 'fault-full', queue, { STATS_INTERVAL: '1s' });
     await first.waitForLog((l) => l.msg === 'subscribed');
-    symlinkSync('/dev/full', join(queue, 'seg-000000002.log'));
+    symlinkSync('/dev/full', join(queue, 'seg-000000002.v2.log'));
     const acked = await publishLoad('full', 2, 200, 400);
     await first.waitForLog((l) => l.msg.startsWith('could not keep the messages received') && String(l['err']).includes('ENOSPC'), 20_000);
     expect(await first.stop('SIGKILL')).toBeNull();
     // Room again: the failed segment is gone.
-    rmSync(join(queue, 'seg-000000002.log'));
+    rmSync(join(queue, 'seg-000000002.v2.log'));
     const second = bridge('full', 'fault-full', queue);
     await second.waitForLog((l) => l.msg === 'connected to broker');
     const stored = await waitFor('every acknowledged sample stored', async () => {

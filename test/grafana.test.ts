@@ -73,7 +73,7 @@ function publishedSamples(): Published[] {
   const out: Published[] = [];
   for (const m of watch.messages) {
     const decoded = decodeMessage(m.topic, Buffer.from(m.payload), { now: m.at, maxPayloadBytes: 4096, maxFutureMs: 300_000 });
-    if (!decoded.ok) continue;
+    if (!decoded.ok || decoded.kind === 'availability_cleared') continue;
     if (decoded.kind === 'availability') {
       out.push({ host: decoded.host, measurement: availabilityStorage.measurement, field: availabilityStorage.field, ts: m.at });
       continue;

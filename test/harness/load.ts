@@ -35,6 +35,8 @@ export interface StreamOptions {
   readonly clientId?: string;
   /** MQTT keepalive, seconds (MqttConnection's default otherwise), as the agent's MQTT_KEEPALIVE. */
   readonly keepaliveSeconds?: number;
+  /** A broker login (with the shipped ACL: one host, its name the login's). */
+  readonly login?: { readonly username: string; readonly password: string };
 }
 
 export interface Stream {
@@ -64,7 +66,7 @@ let streams = 0;
 export function startStream(options: StreamOptions): Stream {
   const { logger, lines } = captureLogger(`stream-${options.prefix}`);
   const connection = new MqttConnection(
-    { url: options.url, clientId: options.clientId ?? `stream-${options.prefix}-${process.pid}-${streams++}`, clean: true, reconnect: options.reconnect ?? true, ...(options.keepaliveSeconds ? { keepaliveSeconds: options.keepaliveSeconds } : {}) },
+    { url: options.url, clientId: options.clientId ?? `stream-${options.prefix}-${process.pid}-${streams++}`, clean: true, reconnect: options.reconnect ?? true, ...(options.keepaliveSeconds ? { keepaliveSeconds: options.keepaliveSeconds } : {}), ...options.login },
     logger,
   );
   const acked: SeqSets = new Map();

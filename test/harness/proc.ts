@@ -90,3 +90,8 @@ export function cpuMicros(child: ChildProcess): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / TICKS_PER_SECOND;
 }
+
+/** Write system calls (write, writev, …, on files and sockets alike) a process has made so far (/proc/<pid>/io). */
+export function writeCalls(child: ChildProcess): number {
+  return Number(/^syscw:\s+(\d+)/m.exec(readFileSync(`/proc/${pidOf(child)}/io`, 'utf8'))?.[1] ?? Number.NaN);
+}

@@ -31,8 +31,11 @@ const packet = (type: number, body: Buffer): Buffer => Buffer.concat([Buffer.fro
 const prefixed = (b: Buffer): Buffer => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
 const bytes = (s: string | Buffer): Buffer => (typeof s === 'string' ? Buffer.from(s) : s);
 
-/** Connects (clean session) and resolves once the broker accepted; rejects with the CONNACK code or the close. */
-export function rawConnect(port: number, login: { clientId: string; username?: string; password?: string }): Promise<RawClient> {
+/**
+ * Connects (clean session unless `clean: false`; MQTT 3.1.1 unless `protocol: 5`) and resolves once
+ * the broker accepted; rejects with the CONNACK code (`CONNACK 2`) or the close.
+ */
+export function rawConnect(port: number, login: { clientId: string; username?: string; password?: string; clean?: boolean; protocol?: 4 | 5 }): Promise<RawClient> {
   return new Promise((resolve, reject) => {
     const socket: Socket = connect(port, '127.0.0.1');
     let closed = false;
@@ -82,10 +85,12 @@ export function rawConnect(port: number, login: { clientId: string; username?: s
         }
       }
     });
-    const flags = 0x02 | (login.username !== undefined ? 0x80 : 0) | (login.password !== undefined ? 0x40 : 0);
+    const protocol = login.protocol ?? 4;
+    const flags = (login.clean === false ? 0 : 0x02) | (login.username !== undefined ? 0x80 : 0) | (login.password !== undefined ? 0x40 : 0);
     const body = Buffer.concat([
       prefixed(Buffer.from('MQTT')),
-      Buffer.from([4, flags, 0, 60]),
+      Buffer.from([protocol, flags, 0, 60]),
+      protocol === 5 ? Buffer.from([0]) : Buffer.alloc(0), // MQTT 5: no properties
       prefixed(Buffer.from(login.clientId)),
       login.username !== undefined ? prefixed(Buffer.from(login.username)) : Buffer.alloc(0),
       login.password !== undefined ? prefixed(Buffer.from(login.password)) : Buffer.alloc(0),

@@ -1,4 +1,4 @@
-/** Mosquitto run with the repository's own mosquitto/ config and ACL, paths and ports moved to a temp dir. */
+/** Mosquitto run with the repository's own mosquitto/ config and the ACL `hostpulse enrol` writes, paths and ports moved to a temp dir. */
 import { chmod, copyFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ROOT } from './cli.js';
@@ -51,8 +51,7 @@ export async function startShippedMosquitto(writeLogins: (passwd: string, port: 
     await copyFile(from, join(dir, to));
     await chmod(join(dir, to), 0o644);
   }
-  await copyFile(join(ROOT, 'mosquitto/acl'), join(dir, 'acl'));
-  await chmod(join(dir, 'acl'), 0o644);
+  // `hostpulse enrol` writes the acl beside the password file, as in the compose stack.
   const passwd = join(dir, 'passwd');
   await writeLogins(passwd, port);
   const launch = (): Promise<Server> => startServer('mosquitto', 'mosquitto', ['-c', conf], dir, () => acceptsTcp(port));

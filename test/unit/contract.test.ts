@@ -141,6 +141,9 @@ describe('payloads', () => {
   it('reads availability', () => {
     expect(decode('sensors/pc1/availability', 'online')).toEqual({ ok: true, kind: 'availability', host: 'pc1', online: true });
     expect(decode('sensors/pc1/availability', 'offline')).toEqual({ ok: true, kind: 'availability', host: 'pc1', online: false });
+    // An empty (retained) message deletes the availability; blank text is still garbage.
+    expect(decode('sensors/pc1/availability', '')).toEqual({ ok: true, kind: 'availability_cleared', host: 'pc1' });
+    expect(decode('sensors/pc1/availability', ' ')).toMatchObject({ ok: false, reason: 'bad_payload' });
   });
 
   it.each([

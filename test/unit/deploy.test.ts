@@ -53,3 +53,17 @@ it('reads the settings `hostpulse enrol` prints through --config, the environmen
   const missing = await execCli(['agent', '--print', '--config', join(dir, 'nope.env')]);
   expect(missing).toMatchObject({ code: 2, stderr: expect.stringContaining('cannot read --config') });
 });
+
+it('refuses a --config that is not an env file at once, in one line, instead of reading it until memory runs out', async () => {
+  const dir = await tempDir('envfile-bad');
+  const big = join(dir, 'big.env');
+  await writeFile(big, `A=${'x'.repeat(70 * 1024)}\n`);
+  for (const [path, why] of [
+    ['/dev/zero', 'not a regular file'],
+    [dir, 'not a regular file'],
+    [big, 'larger than 64 KiB: not an env file'],
+  ] as const) {
+    const run = await execCli(['agent', '--print', '--config', path]);
+    expect(run, path).toMatchObject({ code: 2, stderr: `hostpulse: cannot read --config ${path}: ${why}\n` });
+  }
+});
