@@ -20,7 +20,8 @@ function alive(pid: number): boolean {
   }
 }
 
-function read(path: string): string | undefined {
+/** A small file of the queue directory (the lock, the cursor), or undefined when it does not exist. */
+export function readIfPresent(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
@@ -45,7 +46,7 @@ export function acquireLock(dir: string): void {
       } catch (error) {
         if (code(error) !== 'EEXIST') throw error;
       }
-      const held = read(path);
+      const held = readIfPresent(path);
       if (held === undefined) continue; // released meanwhile: try again
       const pid = Number(held);
       // Our own pid: a lock this process left (a queue reopened without close, as after a crash in a test).
@@ -59,7 +60,7 @@ export function acquireLock(dir: string): void {
         if (code(error) === 'ENOENT') continue;
         throw error;
       }
-      if (read(aside) !== held) {
+      if (readIfPresent(aside) !== held) {
         // Another contender's fresh lock: give it back (it is still theirs).
         try {
           linkSync(aside, path);

@@ -16,6 +16,7 @@
  */
 import { openSync, closeSync, ftruncateSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { readIfPresent } from './queue-lock.js';
 import { SEGMENT_FILE, decodeCursor, parseRecord, segmentFile, type Cursor } from './queue-record.js';
 
 export interface Segment {
@@ -110,7 +111,7 @@ export function openQueueState(dir: string): QueueState {
     }
   }
 
-  const read = decodeCursor(readText(join(dir, 'cursor.json')));
+  const read = decodeCursor(readIfPresent(join(dir, 'cursor.json')));
   const cursor: Cursor | undefined = read.state === 'ok' ? read.cursor : undefined;
   if (read.state === 'bad') notes.push(`cursor.json unreadable (${read.why}): the queue is replayed from its oldest segment`);
   let committed: { segment: number; offset: number } | undefined;
@@ -171,13 +172,4 @@ export function openQueueState(dir: string): QueueState {
   if (!last || last.legacy) segments.push({ n: (last?.n ?? Math.max(0, committed.segment - 1)) + 1, legacy: false, size: 0, lines: 0 });
   if (!segments.some((s) => s.n === committed?.segment)) committed = { segment: (segments[0] as Segment).n, offset: 0 };
   return { segments, committed, expectSeq, accountedThrough, nextSeq, truncated, notes };
-}
-
-function readText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
 }

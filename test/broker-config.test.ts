@@ -36,13 +36,6 @@ function client(login: { username?: string; password?: string }, options: { clea
   );
 }
 
-async function listener(login: { username: string; password: string }, topic: string) {
-  const received: { topic: string; payload: string }[] = [];
-  const c = client(login, { onMessage: (t, p) => void received.push({ topic: t, payload: p.toString() }) });
-  await c.waitConnected(5000);
-  await c.subscribe(topic, 1);
-  return { received, close: () => c.close(true) };
-}
 
 const bridgeLogin = { username: 'hostpulse_bridge', password: SERVICES.MQTT_BRIDGE_PASSWORD };
 const readerLogin = { username: 'hostpulse_reader', password: SERVICES.MQTT_READER_PASSWORD };
@@ -59,6 +52,8 @@ async function session(login: { username: string; password: string }, topics: re
   for (const topic of topics) await c.subscribe(topic, 1);
   return { received, publish: (topic: string, payload: string) => c.publish(topic, payload, { qos: 1 }), close: () => c.close(true) };
 }
+
+const listener = (login: { username: string; password: string }, topic: string) => session(login, [topic]);
 
 beforeAll(async () => {
   shipped = await startShippedMosquitto(async (passwd, brokerPort) => {
