@@ -11,6 +11,9 @@
  *   are isolated; those are counted and dropped, the rest is written. (InfluxDB 1.x has already
  *   written the good lines of a 400 batch; writing them again is harmless, a point is keyed by
  *   series and timestamp.)
+ * - A backlog is written batch after batch without waiting: a batch is cut at what a durable queue
+ *   reads at once (512 KiB), and one cut there is followed at once by the next, so that a BATCH_SIZE
+ *   larger than that does not drain one read per flush interval.
  */
 import { backoffDelay, sleep } from '../common/backoff.js';
 import { MemoryLineQueue, batchLines, linesBatch, type LineBatch, type LineQueue } from '../common/line-queue.js';
@@ -55,6 +58,11 @@ export class Writer {
   private unflushable: string | undefined;
   /** When points last left the queue (or it was last seen empty). */
   private progressAt: number;
+  /**
+   * The last batch was cut short by what the queue reads at once (a disk queue: 512 KiB), not by
+   * BATCH_SIZE or by what was queued: the next is written at once, not a flush interval later.
+   */
+  private cutShort = false;
   /** How long successful writes took. */
   readonly writeSeconds = new Histogram();
 
@@ -156,7 +164,7 @@ export class Writer {
   /** One batch; true when the loop is done (stopped). */
   private async step(): Promise<boolean> {
     if (this.queue.length === 0 && this.stopping) return true;
-    if (this.queue.length < this.options.batchSize && !this.stopping) {
+    if (this.queue.length < this.options.batchSize && !this.stopping && !this.cutShort) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, this.options.flushIntervalMs);
         this.wake = done;
@@ -167,9 +175,12 @@ export class Writer {
       });
       this.wake = undefined;
     }
+    this.cutShort = false;
     let batch: LineBatch | undefined;
+    let queued = 0;
     try {
       batch = this.queue.peekBatch(this.options.batchSize);
+      queued = this.queue.length;
     } catch (error) {
       this.warnings.warn('read', { err: error instanceof Error ? error.message : String(error) }, 'queue not readable, retrying');
     }
@@ -181,6 +192,7 @@ export class Writer {
     }
     if (!(await this.writeBatch(batch))) return true;
     this.queue.remove(batch.count);
+    this.cutShort = batch.count < Math.min(this.options.batchSize, queued);
     this.progressAt = this.now();
     this.stats.buffered = this.queue.length;
     this.releaseWaiters();

@@ -467,7 +467,6 @@ export class DiskQueue implements LineQueue {
     }
   }
 
-  /** Saves the cursor (write to a temporary file, rename into place); false, kept in `problem`, if it could not be. */
   /**
    * Saves the cursor: written to a temporary file, renamed into place. On a full disk (no block for
    * the temporary file) it is overwritten in place instead: always CURSOR_BYTES long, it needs no new
