@@ -11,6 +11,7 @@ COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY protocol ./protocol
 COPY common ./common
+COPY broker ./broker
 COPY agent ./agent
 COPY bridge ./bridge
 COPY cli ./cli

@@ -1,13 +1,13 @@
 /**
  * An MQTT broker in its own process, for the up-broker stage (bench/stages-up-broker.ts):
- * - `embedded`: `hostpulse up`'s broker (common/embedded-broker.ts), anonymous, as `up` runs it;
+ * - `embedded`: `hostpulse up`'s broker (broker/server.ts), anonymous, as `up` runs it;
  * - `aedes`: the raw limit, bare aedes (same version and options) on each net.Socket as it comes.
  * Reports `listening` {port}. It imports aedes directly on purpose: it is the reference the embedded
  * broker's wrapper is measured against.
  */
 import { createServer, type Server } from 'node:net';
 import { Aedes } from 'aedes';
-import { startEmbeddedBroker } from '../common/embedded-broker.js';
+import { startEmbeddedBroker } from '../broker/server.js';
 import { createLogger } from '../common/logger.js';
 import { childOptions, report } from './proc.js';
 

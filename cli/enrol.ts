@@ -1,9 +1,9 @@
 /** `hostpulse enrol`: broker logins for PCs and for the stack's own services. */
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { HA_PREFIX, haPrefixProblem, mosquittoAcl, serviceLoginProblem } from '../common/broker-acl.js';
+import { HA_PREFIX, haPrefixProblem, mosquittoAcl, serviceLoginProblem } from '../broker/acl.js';
 import { parseConfig, required, url, z } from '../common/config.js';
-import { hashLine, randomPassword, readPasswd, writeBrokerFile, writePasswd, type WriteOptions } from '../common/mosquitto-passwd.js';
+import { hashLine, randomPassword, readPasswd, writeBrokerFile, writePasswd, type WriteOptions } from '../broker/passwd.js';
 import { MQTT_PROTOCOLS } from '../common/mqtt.js';
 import { hostProblem } from '../protocol/index.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, parseCommandLine } from './shared.js';

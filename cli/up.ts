@@ -4,13 +4,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import { hashLine, readPasswd } from '../common/mosquitto-passwd.js';
-import { BRIDGE_LOGIN } from '../common/broker-acl.js';
-import { flag, integer, parseConfig, z } from '../common/config.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../common/embedded-broker.js';
-import { RETAINED_DEFAULTS } from '../common/retained-quota.js';
-import { MQTT_TLS_VARIABLES, certificateFile, keyPairProblems, privateKeyFile } from '../common/tls-config.js';
+import { hashLine, readPasswd } from '../broker/passwd.js';
+import { BRIDGE_LOGIN } from '../broker/acl.js';
+import { flag, parseConfig } from '../common/config.js';
+import { brokerConfigProblems, brokerOptions, brokerSchema } from '../broker/config.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/server.js';
+import { MQTT_TLS_VARIABLES } from '../common/tls-config.js';
 import { createLogger } from '../common/logger.js';
 import { loadAgentConfig } from '../agent/config.js';
 import { loadBridgeConfig } from '../bridge/config.js';
@@ -60,36 +59,8 @@ Environment:
   LOG_LEVEL          (default info)
 `;
 
-const LOOPBACK = /^(127\.|::1$|localhost$)/;
-
-const upSchema = z.object({
-  MQTT_BIND: z.string().default('127.0.0.1').refine((v) => isIP(v) !== 0 || v === 'localhost', 'must be an IP address such as 127.0.0.1 or 0.0.0.0'),
-  MQTT_PORT: integer(1883, 1, 65535),
-  MQTT_WS_PORT: integer(9001, 0, 65535),
-  MQTT_PASSWD_FILE: z.string().optional(),
-  MQTT_MAX_CONNECTIONS: integer(1000, 1, 100_000),
-  MQTT_MAX_PACKET_BYTES: integer(65_536, 1024, 16 * 1024 * 1024),
-  MQTT_RETAINED_MAX_TOPICS: integer(RETAINED_DEFAULTS.maxTopics, 1, 1_000_000),
-  MQTT_RETAINED_MAX_BYTES: integer(RETAINED_DEFAULTS.maxBytes, 1024, 1024 ** 3),
-  MQTT_TLS_PORT: integer(8883, 1, 65535),
-  MQTT_TLS_CERT_FILE: certificateFile().optional(),
-  MQTT_TLS_KEY_FILE: privateKeyFile().optional(),
-  MQTT_TLS_CA_FILE: certificateFile().optional(),
-  LOCAL_AGENT: flag(true),
-});
-
-type UpEnv = z.output<typeof upSchema>;
-
-/** The TLS listener: certificate and key together, a CA only with them, a port of its own. */
-function tlsListenerProblems(c: UpEnv): string[] {
-  const errors = keyPairProblems('MQTT_TLS_CERT_FILE', 'MQTT_TLS_KEY_FILE', c.MQTT_TLS_CERT_FILE, c.MQTT_TLS_KEY_FILE);
-  if (c.MQTT_TLS_CERT_FILE === undefined && c.MQTT_TLS_KEY_FILE === undefined) {
-    if (c.MQTT_TLS_CA_FILE !== undefined) errors.push('MQTT_TLS_CA_FILE: needs the TLS listener: set MQTT_TLS_CERT_FILE and MQTT_TLS_KEY_FILE');
-  } else if (c.MQTT_TLS_PORT === c.MQTT_PORT || c.MQTT_TLS_PORT === c.MQTT_WS_PORT) {
-    errors.push(`MQTT_TLS_PORT: ${c.MQTT_TLS_PORT} is already MQTT_PORT or MQTT_WS_PORT`);
-  }
-  return errors;
-}
+// The broker's variables (broker/config.ts) and up's own.
+const upSchema = brokerSchema.extend({ LOCAL_AGENT: flag(true) });
 
 /** This process's open-file limit (Linux, /proc/self/limits: Node raises the soft one to the hard at start); undefined elsewhere. */
 function openFileLimit(): number | undefined {
@@ -116,12 +87,7 @@ export async function runUp(args: readonly string[]): Promise<number> {
   if (!env) return EXIT_USAGE;
 
   // One list of problems for the three parts, each variable named once.
-  const own = parseConfig(upSchema, env, (c) => [
-    ...(!LOOPBACK.test(c.MQTT_BIND) && c.MQTT_PASSWD_FILE === undefined
-      ? [`MQTT_BIND: listening on ${c.MQTT_BIND} (beyond this machine) needs logins: set MQTT_PASSWD_FILE (hostpulse enrol --passwd FILE)`]
-      : []),
-    ...tlsListenerProblems(c),
-  ]);
+  const own = parseConfig(upSchema, env, brokerConfigProblems);
   // Variables of the bridge and agent that have no use here: their clients connect over loopback TCP.
   const unusedHere = MQTT_TLS_VARIABLES.filter((k) => env[k]).map(
     (k) => `${k}: not used by hostpulse up (its bridge and agent connect over loopback); for TLS clients set MQTT_TLS_CERT_FILE and MQTT_TLS_KEY_FILE`,
@@ -181,15 +147,7 @@ export async function runUp(args: readonly string[]): Promise<number> {
   try {
     broker = await startEmbeddedBroker(
       {
-        host: config.MQTT_BIND,
-        port: config.MQTT_PORT,
-        wsPort: config.MQTT_WS_PORT,
-        maxConnections: config.MQTT_MAX_CONNECTIONS,
-        maxPacketBytes: config.MQTT_MAX_PACKET_BYTES,
-        retained: { maxTopics: config.MQTT_RETAINED_MAX_TOPICS, maxBytes: config.MQTT_RETAINED_MAX_BYTES },
-        ...(config.MQTT_TLS_CERT_FILE && config.MQTT_TLS_KEY_FILE
-          ? { tls: { port: config.MQTT_TLS_PORT, cert: config.MQTT_TLS_CERT_FILE.pem, key: config.MQTT_TLS_KEY_FILE.pem, ca: config.MQTT_TLS_CA_FILE?.pem } }
-          : {}),
+        ...brokerOptions(config),
         ...(passwdFile !== undefined
           ? { logins: (user: string) => [internal.get(user), fileLogins.get(user)].filter((l): l is string => l !== undefined) }
           : {}),

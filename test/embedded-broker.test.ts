@@ -5,8 +5,8 @@
  */
 import { connect as connectTcp } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../common/embedded-broker.js';
-import { readPasswd } from '../common/mosquitto-passwd.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/server.js';
+import { readPasswd } from '../broker/passwd.js';
 import { MqttConnection } from '../common/mqtt.js';
 import { execCli } from './harness/cli.js';
 import { captureLogger } from './harness/logs.js';

@@ -6,8 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mayPublish, mayRead, mosquittoAcl, serviceRole } from '../../common/broker-acl.js';
-import { readPasswd, verifyPassword } from '../../common/mosquitto-passwd.js';
+import { mayPublish, mayRead, mosquittoAcl, serviceRole } from '../../broker/acl.js';
+import { readPasswd, verifyPassword } from '../../broker/passwd.js';
 import { execCli } from '../harness/cli.js';
 import { tempDir } from '../harness/process.js';
 

@@ -1,7 +1,7 @@
-/** The embedded broker's ledger of retained messages (common/retained-quota.ts). */
+/** The embedded broker's ledger of retained messages (broker/retained-quota.ts). */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RetainedQuota } from '../../common/retained-quota.js';
+import { RetainedQuota } from '../../broker/retained-quota.js';
 
 describe('RetainedQuota', () => {
   it('charges topics and bytes (topic + payload) per owner, refuses beyond either, and counts a replacement as one', () => {

@@ -99,7 +99,7 @@ export function mosquittoAcl(logins: Iterable<string>, ha = HA_PREFIX): string {
   const agent = agentRules('%u', ha);
   const lines = [
     '# hostpulse: who may read and write what (Mosquitto 2.0 acl_file).',
-    '# Written by `hostpulse enrol` with the password file, from common/broker-acl.ts: do not edit,',
+    '# Written by `hostpulse enrol` with the password file, from broker/acl.ts: do not edit,',
     '# re-run enrol instead (it rewrites this file).',
     '#',
     '# Agents log in with their host name ([a-z0-9-], enforced by enrol, so %u cannot escape its',

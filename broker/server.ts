@@ -1,10 +1,10 @@
 /**
  * The embedded MQTT broker of `hostpulse up` (the one place aedes and ws are imported), for a
  * machine without Docker. aedes' defaults are for a lab, so: a connection limit, a short CONNECT
- * timeout with its own bound on sockets awaiting CONNECT (common/connect-gate.ts), a packet size
+ * timeout with its own bound on sockets awaiting CONNECT (broker/connect-gate.ts), a packet size
  * limit, client ids checked as MQTT 3.1.1 requires, retained messages bounded per login
- * (common/retained-quota.ts), and, when logins are configured, Mosquitto's password file format,
- * the same access rules as the shipped Mosquitto (common/broker-acl.ts) and, as it has with
+ * (broker/retained-quota.ts), and, when logins are configured, Mosquitto's password file format,
+ * the same access rules as the shipped Mosquitto (broker/acl.ts) and, as it has with
  * use_username_as_clientid, one session per login, named after it: whatever client id a client
  * sends, so no login can take over another's session. Without logins it accepts anonymous clients
  * with the ids they send, and the caller keeps it on the loopback interface. An MQTT-over-TLS
@@ -17,14 +17,14 @@ import { createServer as createTlsServer } from 'node:tls';
 import { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
-import { mayPublish, mayRead } from './broker-acl.js';
+import { mayPublish, mayRead } from './acl.js';
 import { CONNECT_GATE_DEFAULTS, ConnectGate, type ConnectGateLimits } from './connect-gate.js';
-import type { Logger } from './logger.js';
-import { verifyPassword } from './mosquitto-passwd.js';
-import { PACKET_TOO_LARGE, PacketSizeLimit } from './mqtt-size-limit.js';
-import { PrometheusText } from './prometheus.js';
+import type { Logger } from '../common/logger.js';
+import { verifyPassword } from './passwd.js';
+import { PACKET_TOO_LARGE, PacketSizeLimit } from './packet-size.js';
+import { PrometheusText } from '../common/prometheus.js';
 import { RETAINED_DEFAULTS, RetainedQuota, type RetainedLimits } from './retained-quota.js';
-import { ThrottledLog } from './throttle.js';
+import { ThrottledLog } from '../common/throttle.js';
 
 /** The longest client id accepted (UTF-8 bytes); MQTT 3.1.1 requires 23 and allows more. */
 export const MAX_CLIENT_ID_BYTES = 128;
