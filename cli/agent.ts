@@ -13,7 +13,7 @@ import { createSystemProbe } from '../agent/si-probe.js';
 import { sleep } from '../common/backoff.js';
 import type { HealthServer } from '../common/health.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { PRIME_MS, agentConnection, createSampler, startAgentService, type AgentService } from './agent-service.js';
+import { PRIME_MS, agentConnection, createSampler, startAgentService, type AgentService } from '../agent/service.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
 
 export const AGENT_HELP = `Usage: hostpulse agent [options]

@@ -1,14 +1,9 @@
 /** `hostpulse bridge`: store what the agents publish in InfluxDB. */
-import { Bridge, type BridgeOptions } from '../bridge/bridge.js';
-import { DISK_QUEUE_DEFAULTS, DiskQueue, DiskQueueInUse } from '../common/disk-queue.js';
-import { LIVE_HTTP_DEFAULTS, createLiveHttp } from '../bridge/live-http.js';
-import { LiveState } from '../bridge/live.js';
-import { loadBridgeConfig, type SinkSettings } from '../bridge/config.js';
-import type { Sink } from '../bridge/sink.js';
-import { createInfluxV1Sink } from '../bridge/sinks/influx-v1.js';
-import { createInfluxV2Sink } from '../bridge/sinks/influx-v2.js';
-import { httpMetricsText, metricsRoute, startHealthServer, type HealthServer, type HttpServerOptions } from '../common/health.js';
-import { createLogger, type Logger } from '../common/logger.js';
+import { loadBridgeConfig } from '../bridge/config.js';
+import { startBridgeService, type BridgeService } from '../bridge/service.js';
+import { createSink } from '../bridge/sinks/index.js';
+import { DiskQueueInUse } from '../common/disk-queue.js';
+import { createLogger } from '../common/logger.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
 
 export const BRIDGE_HELP = `Usage: hostpulse bridge [options]
@@ -75,54 +70,6 @@ Environment (tuning):
                      further ones are closed (default 256)
   LOG_LEVEL          fatal, error, warn, info, debug, trace or silent (default info)
 `;
-
-export function createSink(settings: SinkSettings): Sink {
-  return settings.api === '1' ? createInfluxV1Sink(settings) : createInfluxV2Sink(settings);
-}
-
-export interface BridgeService {
-  readonly bridge: Bridge;
-  /** Resolves once intake runs (true), or with the error that stops the start. */
-  readonly started: Promise<boolean | Error>;
-  /** Stops intake, writes what is held, closes the HTTP server; resolves with the points not written. */
-  stop(timeoutMs: number): Promise<number>;
-}
-
-/** The bridge with its HTTP server (/healthz and the live view): shared by `bridge` and `up`. */
-export async function startBridgeService(
-  options: BridgeOptions,
-  sink: Sink | undefined,
-  http: { readonly host: string; readonly port: number } & HttpServerOptions,
-  logger: Logger,
-  queueSettings?: { readonly dir: string; readonly maxBytes: number },
-  /** More families for GET /metrics (`up`: its embedded broker's). */
-  moreMetrics?: () => string,
-): Promise<BridgeService> {
-  const live = new LiveState();
-  // The durable queue is opened first: a directory in use by another bridge stops the start here.
-  const queue = sink && queueSettings ? new DiskQueue(queueSettings.dir, { ...DISK_QUEUE_DEFAULTS, maxBytes: queueSettings.maxBytes }) : undefined;
-  if (sink && !queue) logger.warn('QUEUE_DIR=off: points wait in memory; a crash of the bridge loses what it has acknowledged and not yet written');
-  for (const note of queue?.notes ?? []) logger.warn({ dir: queueSettings?.dir }, `queue repaired at start: ${note}`);
-  if (queue && queue.length > 0) logger.info({ points: queue.length, dir: queueSettings?.dir }, 'replaying the queue left by the last run');
-  const bridge = new Bridge(options, sink, logger, live, queue);
-  const liveHttp = createLiveHttp(live, { ...LIVE_HTTP_DEFAULTS, storing: sink !== undefined }, logger.child({ component: 'live' }));
-  let server: HealthServer | undefined;
-  const metrics = (): string => bridge.metrics() + liveHttp.metrics() + httpMetricsText('hostpulse_bridge', server) + (moreMetrics?.() ?? '');
-  const routes = metricsRoute(metrics, (req, res) => liveHttp.handle(req, res));
-  server = http.port > 0 ? await startHealthServer(http.host, http.port, () => bridge.health(), logger, routes, http) : undefined;
-  if (server) logger.info({ url: `http://${http.host === '0.0.0.0' ? 'localhost' : http.host}:${server.port}/` }, 'live view');
-  return {
-    bridge,
-    started: bridge.start().catch((error: unknown) => error as Error),
-    async stop(timeoutMs) {
-      liveHttp.close();
-      await server?.close();
-      const unwritten = await bridge.stop(timeoutMs);
-      queue?.close();
-      return unwritten;
-    },
-  };
-}
 
 export async function runBridge(args: readonly string[]): Promise<number> {
   const flags = parseFlags('bridge', args, { config: { type: 'string' } });

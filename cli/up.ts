@@ -14,8 +14,9 @@ import { createLogger } from '../common/logger.js';
 import { loadAgentConfig } from '../agent/config.js';
 import { loadBridgeConfig } from '../bridge/config.js';
 import { createSystemProbe } from '../agent/si-probe.js';
-import { startAgentService, type AgentService } from './agent-service.js';
-import { createSink, startBridgeService, type BridgeService } from './bridge.js';
+import { startAgentService, type AgentService } from '../agent/service.js';
+import { startBridgeService, type BridgeService } from '../bridge/service.js';
+import { createSink } from '../bridge/sinks/index.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, configOrReport, environment, parseFlags, untilSignal } from './shared.js';
 
 export const UP_HELP = `Usage: hostpulse up [options]

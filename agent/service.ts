@@ -1,13 +1,13 @@
 /** The agent as a long-running service: sampling, publishing, availability, Home Assistant discovery. Shared by `agent` and `up`. */
 import { performance } from 'node:perf_hooks';
-import { Agent } from '../agent/agent.js';
-import { Outbox } from '../agent/outbox.js';
-import { collectors } from '../agent/collectors/index.js';
-import type { AgentConfig } from '../agent/config.js';
-import { Discovery } from '../agent/discovery.js';
-import { deviceBlock, originBlock } from '../agent/discovery-config.js';
-import type { Probe, StaticInfo } from '../agent/probe.js';
-import { Sampler } from '../agent/sampler.js';
+import { Agent } from './agent.js';
+import { Outbox } from './outbox.js';
+import { collectors } from './collectors/index.js';
+import type { AgentConfig } from './config.js';
+import { Discovery } from './discovery.js';
+import { deviceBlock, originBlock } from './discovery-config.js';
+import type { Probe, StaticInfo } from './probe.js';
+import { Sampler } from './sampler.js';
 import { sleep } from '../common/backoff.js';
 import { DISK_QUEUE_DEFAULTS, DiskQueue } from '../common/disk-queue.js';
 import { MemoryLineQueue, type LineQueue } from '../common/line-queue.js';
