@@ -55,6 +55,19 @@ export function toMessages(host: string, readings: readonly Reading[], ts: numbe
   });
 }
 
+/** What an agent works with. */
+export interface AgentDeps {
+  readonly options: AgentOptions;
+  readonly sampler: Sampler;
+  readonly mqtt: MqttConnection;
+  readonly logger: Logger;
+  /** The wall clock (default Date.now). */
+  readonly now?: () => number;
+  readonly hooks?: AgentHooks;
+  /** Where samples wait for the broker (default: in memory). */
+  readonly outbox?: Outbox;
+}
+
 export class Agent {
   rounds = 0;
   private seq = 0;
@@ -64,16 +77,18 @@ export class Agent {
   private readonly known = new Map<string, MetricInfo>();
   readonly outbox: Outbox;
 
-  constructor(
-    private readonly options: AgentOptions,
-    private readonly sampler: Sampler,
-    private readonly mqtt: MqttConnection,
-    private readonly logger: Logger,
-    private readonly now: () => number = Date.now,
-    private readonly hooks: AgentHooks = {},
-    outbox?: Outbox,
-  ) {
-    this.outbox = outbox ?? new Outbox(new MemoryLineQueue(MEMORY_QUEUE_BYTES), mqtt, logger.child({ component: 'outbox' }));
+  private readonly options: AgentOptions;
+  private readonly sampler: Sampler;
+  private readonly mqtt: MqttConnection;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly hooks: AgentHooks;
+
+  constructor(deps: AgentDeps) {
+    ({ options: this.options, sampler: this.sampler, mqtt: this.mqtt, logger: this.logger } = deps);
+    this.now = deps.now ?? Date.now;
+    this.hooks = deps.hooks ?? {};
+    this.outbox = deps.outbox ?? new Outbox({ queue: new MemoryLineQueue(MEMORY_QUEUE_BYTES), publisher: deps.mqtt, logger: deps.logger.child({ component: 'outbox' }) });
   }
 
   /** Samples one round (with the agent's own backlog and drops); resolves with its messages, stamped `ts`. */

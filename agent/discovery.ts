@@ -37,6 +37,17 @@ interface Built {
 }
 const built = (entity: Entity): Built => ({ entity, json: JSON.stringify(entity.config) });
 
+/** What discovery works with. */
+export interface DiscoveryDeps {
+  readonly ctx: DiscoveryContext;
+  readonly mqtt: MqttConnection;
+  readonly logger: Logger;
+  /** Default DISCOVERY_DEFAULTS. */
+  readonly options?: DiscoveryOptions;
+  /** For the birth delay's jitter (default Math.random). */
+  readonly random?: () => number;
+}
+
 export class Discovery {
   /** What the broker holds under our config topics, as far as we know: topic → payload. */
   private readonly retained = new Map<string, string>();
@@ -53,13 +64,17 @@ export class Discovery {
   private birthTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  constructor(
-    private readonly ctx: DiscoveryContext,
-    private readonly mqtt: MqttConnection,
-    private readonly logger: Logger,
-    private readonly options: DiscoveryOptions = DISCOVERY_DEFAULTS,
-    private readonly random: () => number = Math.random,
-  ) {}
+  private readonly ctx: DiscoveryContext;
+  private readonly mqtt: MqttConnection;
+  private readonly logger: Logger;
+  private readonly options: DiscoveryOptions;
+  private readonly random: () => number;
+
+  constructor(deps: DiscoveryDeps) {
+    ({ ctx: this.ctx, mqtt: this.mqtt, logger: this.logger } = deps);
+    this.options = deps.options ?? DISCOVERY_DEFAULTS;
+    this.random = deps.random ?? Math.random;
+  }
 
   /** Syncs on every connection (the first and each reconnect). */
   start(): void {

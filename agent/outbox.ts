@@ -59,6 +59,17 @@ function parseEntry(line: string): Entry | undefined {
   }
 }
 
+/** What an outbox works with. */
+export interface OutboxDeps {
+  readonly queue: LineQueue;
+  readonly publisher: Publisher;
+  readonly logger: Logger;
+  /** Default OUTBOX_DEFAULTS. */
+  readonly options?: OutboxOptions;
+  /** The wall clock (default Date.now). */
+  readonly now?: () => number;
+}
+
 export class Outbox {
   readonly counts: OutboxCounts = { published: 0, expired: 0, corrupt: 0, unwritable: 0, retries: 0 };
   private wake: (() => void) | undefined;
@@ -67,15 +78,18 @@ export class Outbox {
   private loop: Promise<void> | undefined;
   private readonly warnings: ThrottledLog;
 
-  constructor(
-    private readonly queue: LineQueue,
-    private readonly publisher: Publisher,
-    private readonly logger: Logger,
-    private readonly options: OutboxOptions = OUTBOX_DEFAULTS,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.warnings = new ThrottledLog(logger, 60_000);
-    publisher.onConnect(() => this.poke());
+  private readonly queue: LineQueue;
+  private readonly publisher: Publisher;
+  private readonly logger: Logger;
+  private readonly options: OutboxOptions;
+  private readonly now: () => number;
+
+  constructor(deps: OutboxDeps) {
+    ({ queue: this.queue, publisher: this.publisher, logger: this.logger } = deps);
+    this.options = deps.options ?? OUTBOX_DEFAULTS;
+    this.now = deps.now ?? Date.now;
+    this.warnings = new ThrottledLog(this.logger, 60_000);
+    this.publisher.onConnect(() => this.poke());
   }
 
   /** Samples waiting for the broker. */

@@ -85,13 +85,13 @@ export async function startAgentService(config: AgentConfig, probe: Probe, logge
   if (config.haDiscovery.enabled) {
     const device = deviceBlock(config.host, await staticInfo(probe, logger));
     const context = { host: config.host, prefix: config.haDiscovery.prefix, intervalMs: config.intervalMs, device, origin: originBlock() };
-    discovery = new Discovery(context, mqtt, logger.child({ component: 'discovery' }));
+    discovery = new Discovery({ ctx: context, mqtt, logger: logger.child({ component: 'discovery' }) });
     discovery.start();
   }
   const d = discovery;
   const hooks = d ? { beforeSend: (metrics: readonly string[]) => d.observe(metrics), onResume: () => d.announce('resumed from sleep') } : {};
-  const outbox = new Outbox(queue, mqtt, logger.child({ component: 'outbox' }), { window: 500, maxAgeMs: config.queue.maxAgeMs });
-  const agent = new Agent(config, sampler, mqtt, logger, Date.now, hooks, outbox);
+  const outbox = new Outbox({ queue, publisher: mqtt, logger: logger.child({ component: 'outbox' }), options: { window: 500, maxAgeMs: config.queue.maxAgeMs } });
+  const agent = new Agent({ options: config, sampler, mqtt, logger, hooks, outbox });
   logger.info({ host: config.host, intervalMs: config.intervalMs }, 'agent starting');
   const stopping = new AbortController();
   await sampler.prime();

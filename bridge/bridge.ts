@@ -38,6 +38,19 @@ export interface BridgeOptions {
 
 const CHECK_BACKOFF = { baseMs: 1000, maxMs: 30_000 } as const;
 
+/** What a bridge works with. */
+export interface BridgeDeps {
+  readonly options: BridgeOptions;
+  /** Undefined (`hostpulse up` with no InfluxDB configured): nothing is stored, samples only feed the live view. */
+  readonly sink: Sink | undefined;
+  readonly logger: Logger;
+  readonly live?: LiveState | undefined;
+  /** Where points wait for the sink (default: in memory). */
+  readonly queue?: PointQueue | undefined;
+  /** The wall clock (default Date.now). */
+  readonly now?: () => number;
+}
+
 export class Bridge {
   readonly stats: BridgeStats = createStats();
   private readonly writer: Writer | undefined;
@@ -52,19 +65,17 @@ export class Bridge {
   private gapTimer: NodeJS.Timeout | undefined;
   private readonly stopping = new AbortController();
 
-  /**
-   * Without a sink (`hostpulse up` with no InfluxDB configured) nothing is stored: samples only
-   * feed the live view.
-   */
-  constructor(
-    private readonly options: BridgeOptions,
-    private readonly sink: Sink | undefined,
-    private readonly logger: Logger,
-    private readonly live?: LiveState,
-    queue?: PointQueue,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.writer = sink ? new Writer(sink, options, this.stats, logger.child({ component: 'writer' }), queue) : undefined;
+  private readonly options: BridgeOptions;
+  private readonly sink: Sink | undefined;
+  private readonly logger: Logger;
+  private readonly live: LiveState | undefined;
+  private readonly now: () => number;
+
+  constructor(deps: BridgeDeps) {
+    ({ options: this.options, sink: this.sink, logger: this.logger, live: this.live } = deps);
+    this.now = deps.now ?? Date.now;
+    const { options, sink, logger, now } = this;
+    this.writer = sink ? new Writer(sink, options, this.stats, logger.child({ component: 'writer' }), deps.queue) : undefined;
     this.rejections = new ThrottledLog(logger, 60_000);
     this.limits = new Limits(options.limits, now);
     this.gaps = options.shareGroup === undefined ? new SequenceGaps({ maxHosts: options.limits.maxHosts, maxRate: options.limits.hostRate }) : undefined;

@@ -34,7 +34,7 @@ export async function startBridgeService(
   if (sink && !queue) logger.warn('QUEUE_DIR=off: points wait in memory; a crash of the bridge loses what it has acknowledged and not yet written');
   for (const note of queue?.notes ?? []) logger.warn({ dir: queueSettings?.dir }, `queue repaired at start: ${note}`);
   if (queue && queue.length > 0) logger.info({ points: queue.length, dir: queueSettings?.dir }, 'replaying the queue left by the last run');
-  const bridge = new Bridge(options, sink, logger, live, queue);
+  const bridge = new Bridge({ options, sink, logger, live, queue });
   const liveHttp = createLiveHttp(live, { ...LIVE_HTTP_DEFAULTS, storing: sink !== undefined }, logger.child({ component: 'live' }));
   let server: HealthServer | undefined;
   const metrics = (): string => bridge.metrics() + liveHttp.metrics() + httpMetricsText('hostpulse_bridge', server) + (moreMetrics?.() ?? '');

@@ -16,16 +16,27 @@ export type SinkErrorKind =
   /** Configuration is wrong (no such database or bucket, credentials refused): stop at start. */
   | 'fatal';
 
+/** What a sink error says besides its message. */
+export interface SinkErrorDetails {
+  readonly kind: SinkErrorKind;
+  /** The HTTP status, when the database answered. */
+  readonly status?: number | undefined;
+  /** From Retry-After (429, 503). */
+  readonly retryAfterMs?: number | undefined;
+  readonly cause?: unknown;
+}
+
 export class SinkError extends Error {
-  constructor(
-    message: string,
-    readonly kind: SinkErrorKind,
-    readonly status?: number,
-    readonly retryAfterMs?: number,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  readonly kind: SinkErrorKind;
+  readonly status: number | undefined;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, details: SinkErrorDetails) {
+    super(message, 'cause' in details ? { cause: details.cause } : undefined);
     this.name = 'SinkError';
+    this.kind = details.kind;
+    this.status = details.status;
+    this.retryAfterMs = details.retryAfterMs;
   }
 }
 
@@ -60,7 +71,7 @@ export function checkStatus(status: number, message: string, target: string): vo
   // InfluxDB 2.x checks the bucket and the token first, then refuses the empty body with a 400:
   // that answer means the write would have been accepted.
   if (status === 400 && /writing requires points/i.test(message)) return;
-  if (status === 401 || status === 403) throw new SinkError(`${target}: credentials refused (${status} ${message})`, 'fatal', status);
-  if (status === 404 || /not found/i.test(message)) throw new SinkError(`${target}: ${message || 'not found'} (${status})`, 'fatal', status);
-  throw new SinkError(`${target}: ${status} ${message}`, kindOfStatus(status) === 'transient' ? 'transient' : 'fatal', status);
+  if (status === 401 || status === 403) throw new SinkError(`${target}: credentials refused (${status} ${message})`, { kind: 'fatal', status });
+  if (status === 404 || /not found/i.test(message)) throw new SinkError(`${target}: ${message || 'not found'} (${status})`, { kind: 'fatal', status });
+  throw new SinkError(`${target}: ${status} ${message}`, { kind: kindOfStatus(status) === 'transient' ? 'transient' : 'fatal', status });
 }

@@ -219,7 +219,7 @@ export class Writer {
         if (attempt > 0) this.logger.info({ target: this.sink.target, attempts: attempt + 1 }, 'database writable again');
         return true;
       } catch (error) {
-        const e = error instanceof SinkError ? error : new SinkError(String(error), 'transient', undefined, undefined, { cause: error });
+        const e = error instanceof SinkError ? error : new SinkError(String(error), { kind: 'transient', cause: error });
         if (e.kind === 'rejected' || e.kind === 'too_large') return this.split(batchLines(batch), e);
         if (this.abort.signal.aborted) return false;
         this.writable = false;

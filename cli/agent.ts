@@ -142,7 +142,7 @@ export async function runAgent(args: readonly string[]): Promise<number> {
 
 async function runOnce(config: AgentConfig, sampler: Sampler, logger: Logger): Promise<number> {
   const mqtt = agentConnection(config, logger, true);
-  const agent = new Agent(config, sampler, mqtt, logger);
+  const agent = new Agent({ options: config, sampler, mqtt, logger });
   try {
     await Promise.all([mqtt.waitConnected(10_000), sampler.prime().then(() => sleep(PRIME_MS))]);
   } catch (error) {

@@ -30,7 +30,7 @@ describe('outbox bounds', () => {
     const mqtt = new MqttConnection({ url: servers.broker.url, clientId: name, clean: true, reconnect: true }, logger);
     await mqtt.waitConnected(5000);
     const seen = await capture(servers.broker.url, `sensors/${name}/#`);
-    const outbox = new Outbox(queue, mqtt, logger, { maxAgeMs, window: 500 }, now);
+    const outbox = new Outbox({ queue, publisher: mqtt, logger, options: { maxAgeMs, window: 500 }, now });
     const close = async (): Promise<void> => {
       await outbox.stop(1000);
       await Promise.all([mqtt.close(), seen.close()]);

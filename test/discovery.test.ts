@@ -385,12 +385,19 @@ describe('discovery settings and reconnects', () => {
     const { logger } = captureLogger('resume');
     const mqtt: MqttConnection = new MqttConnection({ url: broker.url, clientId: 'discovery-resume-test', clean: true, reconnect: false, onMessage: (t, p): void => discovery.handleMessage(t, p) }, logger);
     const ctx = { host: 'ha-sleeper', prefix: 'homeassistant', intervalMs: 1000, device: deviceBlock('ha-sleeper', undefined), origin: originBlock() };
-    const discovery: Discovery = new Discovery(ctx, mqtt, logger, { settleMs: 300, birthDelayMaxMs: 0, vanishRounds: 3 });
+    const discovery: Discovery = new Discovery({ ctx, mqtt, logger, options: { settleMs: 300, birthDelayMaxMs: 0, vanishRounds: 3 } });
     const sampler = new Sampler([{ name: 'fake', templates: ['cpu_usage'], collect: () => Promise.resolve([{ metric: 'cpu_usage', value: 5 }]) }], logger, { timeoutMs: 1000 });
     let offset = 0;
-    const agentLoop = new Agent({ host: 'ha-sleeper', intervalMs: 1000 }, sampler, mqtt, logger, () => Date.now() + offset, {
-      beforeSend: (metrics) => discovery.observe(metrics),
-      onResume: () => discovery.announce('resumed from sleep'),
+    const agentLoop = new Agent({
+      options: { host: 'ha-sleeper', intervalMs: 1000 },
+      sampler,
+      mqtt,
+      logger,
+      now: () => Date.now() + offset,
+      hooks: {
+        beforeSend: (metrics) => discovery.observe(metrics),
+        onResume: () => discovery.announce('resumed from sleep'),
+      },
     });
     await mqtt.waitConnected(5000);
     discovery.start();

@@ -35,7 +35,7 @@ export function createInfluxV1Sink(settings: InfluxV1Settings): Sink {
       text = res.status === 204 ? '' : await res.text().catch(() => '');
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new SinkError(`${target}: ${cause?.code ?? cause?.message ?? (error as Error).message}`, 'transient', undefined, undefined, { cause: error });
+      throw new SinkError(`${target}: ${cause?.code ?? cause?.message ?? (error as Error).message}`, { kind: 'transient', cause: error });
     } finally {
       clearTimeout(timer);
     }
@@ -60,7 +60,7 @@ export function createInfluxV1Sink(settings: InfluxV1Settings): Sink {
     async write(batch) {
       const { status, message, retryAfter } = await post(batch.body);
       if (status >= 200 && status < 300) return;
-      throw new SinkError(`${target}: ${status} ${message}`, kindOfStatus(status), status, retryAfterMs(retryAfter));
+      throw new SinkError(`${target}: ${status} ${message}`, { kind: kindOfStatus(status), status, retryAfterMs: retryAfterMs(retryAfter) });
     },
   };
 }

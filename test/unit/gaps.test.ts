@@ -150,7 +150,7 @@ describe('the bridge, fed an invented sequence', () => {
     if (!config.ok) throw new Error(config.errors.join('\n'));
     let now = Date.now();
     const { logger, lines } = captureLogger('bridge');
-    const bridge = new Bridge(config.config, undefined, logger, undefined, undefined, () => now);
+    const bridge = new Bridge({ options: config.config, sink: undefined, logger, now: () => now });
     const publish = (seq: number): void => void bridge.handle('sensors/bob/cpu_usage', Buffer.from(JSON.stringify({ value: 1, ts: now, seq })));
     publish(1);
     publish(2 ** 53 - 2);
