@@ -1,6 +1,6 @@
 /** A collector reads one family of sensors through the probe and returns readings. */
 import { metricName, type MetricTemplate } from '../protocol/index.js';
-import type { Probe } from './probe.js';
+import type { Probe } from './probe/index.js';
 
 export interface Reading {
   readonly metric: string;

@@ -16,7 +16,7 @@ import { ThrottledLog } from '../common/throttle.js';
 import { SUBSCRIPTION, decodeMessage, sharedSubscription, type RejectReason } from '../protocol/index.js';
 import { SequenceGaps } from './gaps.js';
 import { Limits, type LimitOptions } from './limits.js';
-import type { LiveState } from './live.js';
+import type { LiveState } from './live/state.js';
 import { Histogram, prometheusText } from './metrics.js';
 import { availabilityLine, statsLine, toLine } from './points.js';
 import { SinkError, type Sink } from './sink.js';

@@ -6,8 +6,8 @@ import { DISK_QUEUE_DEFAULTS, DiskQueue } from '../common/disk-queue.js';
 import { httpMetricsText, metricsRoute, startHealthServer, type HealthServer, type HttpServerOptions } from '../common/health.js';
 import type { Logger } from '../common/logger.js';
 import { Bridge, type BridgeOptions } from './bridge.js';
-import { LIVE_HTTP_DEFAULTS, createLiveHttp } from './live-http.js';
-import { LiveState } from './live.js';
+import { LIVE_HTTP_DEFAULTS, createLiveHttp } from './live/http.js';
+import { LiveState } from './live/state.js';
 import type { Sink } from './sink.js';
 
 export interface BridgeService {

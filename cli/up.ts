@@ -13,7 +13,7 @@ import { MQTT_TLS_VARIABLES } from '../common/tls-config.js';
 import { createLogger } from '../common/logger.js';
 import { loadAgentConfig } from '../agent/config.js';
 import { loadBridgeConfig } from '../bridge/config.js';
-import { createSystemProbe } from '../agent/si-probe.js';
+import { createSystemProbe } from '../agent/probe/system.js';
 import { startAgentService, type AgentService } from '../agent/service.js';
 import { startBridgeService, type BridgeService } from '../bridge/service.js';
 import { createSink } from '../bridge/sinks/index.js';

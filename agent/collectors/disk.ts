@@ -1,6 +1,6 @@
 import { instanceSlug } from '../../protocol/index.js';
 import { add, isNumber, uniqueSlugs, type CollectorFactory, type Reading } from '../collector.js';
-import type { Filesystem } from '../probe.js';
+import type { Filesystem } from '../probe/index.js';
 
 /** Filesystem types that hold no user data (memory, kernel, images, container layers). */
 const VIRTUAL_TYPES = new Set([

@@ -1,5 +1,5 @@
 import { add, isNumber, type CollectorFactory, type Reading } from '../collector.js';
-import { NVIDIA_SMI_FIELDS, type GpuController } from '../probe.js';
+import { NVIDIA_SMI_FIELDS, type GpuController } from '../probe/index.js';
 
 const MIB = 1024 * 1024;
 

@@ -5,7 +5,7 @@
  */
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NVIDIA_SMI_FIELDS, type Recording } from '../../agent/probe.js';
+import { NVIDIA_SMI_FIELDS, type Recording } from '../../agent/probe/index.js';
 import { tempDir } from './process.js';
 
 const WORKSTATION = JSON.parse(readFileSync(new URL('../fixtures/machines/linux-2gpu-workstation.json', import.meta.url), 'utf8')) as Recording;

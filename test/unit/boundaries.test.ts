@@ -27,7 +27,7 @@ const PACKAGE_HOME: Record<string, string> = {
   mqtt: 'common/mqtt.ts',
   aedes: 'broker/server.ts',
   ws: 'broker/server.ts',
-  systeminformation: 'agent/si-probe.ts',
+  systeminformation: 'agent/probe/system.ts',
   '@influxdata/influxdb-client': 'bridge/sinks/influx-v2.ts',
   pino: 'common/logger.ts',
   zod: 'common/config.ts',
@@ -76,7 +76,7 @@ describe('source boundaries', () => {
   });
 
   it('the scan sees the imports it checks (a file of each folder, and a dynamic import)', () => {
-    expect(specifiers('agent/si-probe.ts')).toContain('systeminformation');
+    expect(specifiers('agent/probe/system.ts')).toContain('systeminformation');
     expect(specifiers('cli/up.ts')).toContain('../broker/server.js');
     for (const folder of FOLDERS) expect(files.some((f) => f.startsWith(`${folder}/`))).toBe(true);
   });

@@ -4,7 +4,7 @@ import type { Reading } from '../../agent/collector.js';
 import { collectors } from '../../agent/collectors/index.js';
 import { hostView, isRealFilesystem } from '../../agent/collectors/disk.js';
 import { parseNvidiaSmi } from '../../agent/collectors/gpu.js';
-import { ReplayProbe, type Probe, type Recording } from '../../agent/probe.js';
+import { ReplayProbe, type Probe, type Recording } from '../../agent/probe/index.js';
 import { Sampler } from '../../agent/sampler.js';
 import { resolveMetric } from '../../protocol/index.js';
 import { captureLogger } from '../harness/logs.js';

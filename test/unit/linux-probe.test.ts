@@ -7,9 +7,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cpuLoadReader, fsSizeReader, parseProcMounts, parseProcNetDev, parseProcStat } from '../../agent/linux-proc.js';
-import { cpuTemperatureReader } from '../../agent/linux-sensors.js';
-import { createSystemProbe } from '../../agent/si-probe.js';
+import { cpuLoadReader, fsSizeReader, parseProcMounts, parseProcNetDev, parseProcStat } from '../../agent/probe/linux/proc.js';
+import { cpuTemperatureReader } from '../../agent/probe/linux/sensors.js';
+import { createSystemProbe } from '../../agent/probe/system.js';
 import { CLI } from '../harness/cli.js';
 import { tempDir } from '../harness/process.js';
 

@@ -8,10 +8,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import si from 'systeminformation';
 import { describe, expect, it } from 'vitest';
-import { parseBatteryUevent } from '../../agent/linux-battery.js';
-import { parseMeminfo } from '../../agent/linux-proc.js';
-import { distroOf, linuxStaticInfo, osRelease, systemOf } from '../../agent/linux-static.js';
-import { createSystemProbe } from '../../agent/si-probe.js';
+import { parseBatteryUevent } from '../../agent/probe/linux/battery.js';
+import { parseMeminfo } from '../../agent/probe/linux/proc.js';
+import { distroOf, linuxStaticInfo, osRelease, systemOf } from '../../agent/probe/linux/static.js';
+import { createSystemProbe } from '../../agent/probe/system.js';
 import { tempDir } from '../harness/process.js';
 
 const KIB = 1024;
@@ -61,7 +61,7 @@ describe('the battery from sysfs', () => {
   it('a desktop has none', async () => {
     expect(parseBatteryUevent(undefined)).toEqual({ hasBattery: false, percent: 0, isCharging: false });
     const root = await files({ 'AC/online': '1\n' });
-    const { batteryReader } = await import('../../agent/linux-battery.js');
+    const { batteryReader } = await import('../../agent/probe/linux/battery.js');
     expect(await batteryReader(root)()).toEqual({ hasBattery: false, percent: 0, isCharging: false });
   });
 });

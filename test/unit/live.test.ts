@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { createLiveHttp } from '../../bridge/live-http.js';
-import { LiveState } from '../../bridge/live.js';
+import { createLiveHttp } from '../../bridge/live/http.js';
+import { LiveState } from '../../bridge/live/state.js';
 import { parsePrometheus } from '../harness/bridge.js';
 import { captureLogger } from '../harness/logs.js';
 import { resolveMetric, type Sample } from '../../protocol/index.js';

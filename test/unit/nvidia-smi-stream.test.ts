@@ -8,8 +8,8 @@
  * and no nvidia-smi left behind.
  */
 import { describe, expect, it } from 'vitest';
-import { NVIDIA_SMI_FIELDS } from '../../agent/probe.js';
-import { NvidiaSmiStream, nvidiaSmiLoopArgs } from '../../agent/nvidia-smi.js';
+import { NVIDIA_SMI_FIELDS } from '../../agent/probe/index.js';
+import { NvidiaSmiStream, nvidiaSmiLoopArgs } from '../../agent/probe/nvidia-smi.js';
 import { execCli } from '../harness/cli.js';
 import { BLOCKS, alive, fakeNvidiaSmi } from '../harness/fake-nvidia-smi.js';
 import { captureLogger } from '../harness/logs.js';

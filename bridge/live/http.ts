@@ -9,11 +9,11 @@
  * `maxTotalBytes`, beyond which the furthest behind go first and new streams are refused.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '../common/logger.js';
-import { PrometheusText } from '../common/prometheus.js';
-import { ThrottledLog } from '../common/throttle.js';
-import { LiveState } from './live.js';
-import { LIVE_PAGE } from './live-page.js';
+import type { Logger } from '../../common/logger.js';
+import { PrometheusText } from '../../common/prometheus.js';
+import { ThrottledLog } from '../../common/throttle.js';
+import { LiveState } from './state.js';
+import { LIVE_PAGE } from './page.js';
 
 export interface LiveHttpOptions {
   /** Whether history is being written to InfluxDB (the page says so when it is not). */

@@ -7,7 +7,7 @@
 import { close as closeFd, open as openFd, read as readFd } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CpuTemperature } from './probe.js';
+import type { CpuTemperature } from '../index.js';
 
 /** Without sensors (a VM), how often they are looked for again (a driver may load after the agent starts). */
 const SEARCH_AGAIN_MS = 60_000;

@@ -19,9 +19,9 @@
  * its next write fails (SIGPIPE) and it ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { backoffDelay } from '../common/backoff.js';
-import type { Logger } from '../common/logger.js';
-import { NVIDIA_SMI_FIELDS, type NvidiaSmiOutput } from './probe.js';
+import { backoffDelay } from '../../common/backoff.js';
+import type { Logger } from '../../common/logger.js';
+import { NVIDIA_SMI_FIELDS, type NvidiaSmiOutput } from './index.js';
 
 /** A block older than this many intervals is not reported. */
 export const STALE_INTERVALS = 3;

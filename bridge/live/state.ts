@@ -2,7 +2,7 @@
  * The live view's state, kept in memory by the bridge: every host with its availability, when it was
  * last heard from, the latest value of each metric, and an hour of history for the sparklines.
  */
-import { resolveMetric, type Sample } from '../protocol/index.js';
+import { resolveMetric, type Sample } from '../../protocol/index.js';
 
 export interface HostView {
   readonly host: string;

@@ -3,7 +3,7 @@
  * currentLoad() runs `cat /proc/stat | grep cpu`, networkStats() three `cat`s per interface, fsSize()
  * `cat /proc/mounts` and `df`, each through a shell, most with execSync (blocking the event loop), on
  * every round; its mem() reads /proc/meminfo seven times. Same shapes as systeminformation's, so
- * collectors and recordings are unchanged. (CPU temperatures: agent/linux-sensors.ts.)
+ * collectors and recordings are unchanged. (CPU temperatures: agent/probe/linux/sensors.ts.)
  *
  * /proc files are read synchronously: the kernel makes them up in memory, and a read through libuv's
  * pool would cost a handful of thread hand-overs (open, stat, read, read, close) for microseconds of
@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
-import type { CpuLoad, Filesystem, Memory, NetworkStat } from './probe.js';
+import type { CpuLoad, Filesystem, Memory, NetworkStat } from '../index.js';
 
 /** A /proc file's text, read synchronously (a rejected promise when it cannot be read). */
 export const readProc = (path: string) => async (): Promise<string> => readFileSync(path, 'utf8');

@@ -1,7 +1,7 @@
 /** The battery from sysfs, as systeminformation reads it on Linux (its uevent file; BAT1 first, then BAT0). */
 import { join } from 'node:path';
-import { sysfsValue } from './linux-sensors.js';
-import type { Battery } from './probe.js';
+import { sysfsValue } from './sensors.js';
+import type { Battery } from '../index.js';
 
 /** The battery (BAT1, else BAT0, as systeminformation looks) from its uevent file. */
 export function parseBatteryUevent(text: string | undefined): Battery {

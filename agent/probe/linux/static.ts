@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { arch, hostname, release as kernelRelease } from 'node:os';
 import { join } from 'node:path';
-import type { StaticInfo } from './probe.js';
+import type { StaticInfo } from '../index.js';
 
 export interface LinuxStaticRoots {
   /** /etc, /usr/lib, /sys/devices/virtual/dmi/id, / (for /.dockerenv), /proc/cpuinfo and the kernel release, in tests. */

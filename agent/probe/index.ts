@@ -1,6 +1,6 @@
 /**
  * What the agent reads from the machine, as systeminformation returns it (only the fields the
- * collectors use are typed). The real probe is `si-probe.ts`; `ReplayProbe` plays back a
+ * collectors use are typed). The real probe is `system.ts`; `ReplayProbe` plays back a
  * recording made with `hostpulse agent --record`, so collectors are tested on data from real
  * machines (GPUs, batteries, sensors) that the test machine lacks.
  */
@@ -53,7 +53,7 @@ export interface TimeInfo { readonly uptime: number }
 export type LoadAverage = readonly [number, number, number] | null;
 /**
  * Raw output of `nvidia-smi --query-gpu=<NVIDIA_SMI_FIELDS> --format=csv,noheader,nounits` (one line
- * per GPU: the latest block of its loop mode, agent/nvidia-smi.ts), or null without nvidia-smi. Read
+ * per GPU: the latest block of its loop mode, agent/probe/nvidia-smi.ts), or null without nvidia-smi. Read
  * directly because systeminformation's graphics() drops every zero it gets from nvidia-smi (an idle
  * GPU would report no utilisation at all) and runs lspci and nvidia-smi besides on every call.
  */

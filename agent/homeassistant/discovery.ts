@@ -11,13 +11,13 @@
  * - Home Assistant's birth message (`online` on `<prefix>/status`) is answered after a random delay
  *   with every config and the host's availability; so is a resume from sleep (`announce`).
  */
-import { sleep } from '../common/backoff.js';
-import type { Logger } from '../common/logger.js';
-import type { MqttConnection } from '../common/mqtt.js';
-import { ONLINE, availabilityTopic } from '../protocol/index.js';
+import { sleep } from '../../common/backoff.js';
+import type { Logger } from '../../common/logger.js';
+import type { MqttConnection } from '../../common/mqtt.js';
+import { ONLINE, availabilityTopic } from '../../protocol/index.js';
 import {
   configSubscription, metricEntity, objectIdOf, onlineEntity, sameJson, statusTopic, type DiscoveryContext, type Entity,
-} from './discovery-config.js';
+} from './entities.js';
 
 export interface DiscoveryOptions {
   /** How long retained configs are collected after subscribing. */

@@ -4,9 +4,9 @@
  * connectivity binary sensor reading the host's availability topic. Pure functions; the agent's
  * `Discovery` decides when to publish them.
  */
-import { packageVersion } from '../common/version.js';
-import { OFFLINE, ONLINE, availabilityTopic, resolveMetric, sampleTopic, type MetricTemplate } from '../protocol/index.js';
-import type { StaticInfo } from './probe.js';
+import { packageVersion } from '../../common/version.js';
+import { OFFLINE, ONLINE, availabilityTopic, resolveMetric, sampleTopic, type MetricTemplate } from '../../protocol/index.js';
+import type { StaticInfo } from '../probe/index.js';
 
 export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
 export type JsonObject = { readonly [key: string]: Json };

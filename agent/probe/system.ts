@@ -2,9 +2,9 @@
  * The real probe: the one place systeminformation is imported, and only when something needs it.
  *
  * On Linux nothing does, round after round: CPU usage and temperature, memory, network counters,
- * filesystem sizes and the battery come from /proc, /sys and statfs (agent/linux-proc.ts,
- * linux-sensors.ts, linux-battery.ts), uptime and load from Node, the maker and model from DMI
- * (linux-static.ts), NVIDIA GPUs from one nvidia-smi in loop mode (nvidia-smi.ts).
+ * filesystem sizes and the battery come from /proc, /sys and statfs (linux/proc.ts,
+ * linux/sensors.ts, linux/battery.ts), uptime and load from Node, the maker and model from DMI
+ * (linux/static.ts), NVIDIA GPUs from one nvidia-smi in loop mode (nvidia-smi.ts).
  * systeminformation would start processes for most of them on every round, and loading it costs
  * several MiB of memory. Its graphics() adds nothing live on Linux (its GPU figures come from
  * nvidia-smi too), so the agent does not ask it there; `inventory` (for --record) does, to record
@@ -13,13 +13,13 @@
 import { existsSync } from 'node:fs';
 import { loadavg, networkInterfaces, uptime } from 'node:os';
 import { join } from 'node:path';
-import type { Logger } from '../common/logger.js';
-import { batteryReader } from './linux-battery.js';
-import { cpuLoadReader, fsSizeReader, parseMeminfo, parseProcNetDev, readProc } from './linux-proc.js';
-import { cpuTemperatureReader } from './linux-sensors.js';
-import { linuxStaticInfo } from './linux-static.js';
+import type { Logger } from '../../common/logger.js';
+import { batteryReader } from './linux/battery.js';
+import { cpuLoadReader, fsSizeReader, parseMeminfo, parseProcNetDev, readProc } from './linux/proc.js';
+import { cpuTemperatureReader } from './linux/sensors.js';
+import { linuxStaticInfo } from './linux/static.js';
 import { NvidiaSmiStream } from './nvidia-smi.js';
-import type { Probe, StaticInfo } from './probe.js';
+import type { Probe, StaticInfo } from './index.js';
 
 type Si = typeof import('systeminformation');
 /** systeminformation, loaded on first use (the module system keeps it after). */
