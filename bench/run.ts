@@ -27,7 +27,7 @@
  *   BENCH_BRIDGE_NODE_OPTIONS  NODE_OPTIONS for the bridge (e.g. V8 heap sizes to try)
  *   BENCH_OUT              results file (default bench/results/<date>.md; "-" for none)
  *   BENCH_AUTOSAVE=shipped the shipped mosquitto.conf's autosave settings; the default saves on
- *                          Mosquitto's own 30-minute interval, i.e. not during the run (see the README)
+ *                          Mosquitto's own 30-minute interval, i.e. not during the run (see bench/README.md)
  *
  * A stage is a function of the context that pushes figures; later stages (other bridges, the
  * agent, long RSS runs) are added to STAGES.

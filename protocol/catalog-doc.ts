@@ -1,4 +1,4 @@
-/** The metric catalog as a Markdown table: printed by `hostpulse metrics --markdown`, kept in the README. */
+/** The metric catalog as a Markdown table: printed by `hostpulse metrics --markdown`, kept in docs/protocol.md. */
 import { catalog, type MetricSpec, type MetricTemplate } from './catalog.js';
 import { TOPIC_ROOT } from './names.js';
 
