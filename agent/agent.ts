@@ -88,13 +88,18 @@ export class Agent {
     ({ options: this.options, sampler: this.sampler, mqtt: this.mqtt, logger: this.logger } = deps);
     this.now = deps.now ?? Date.now;
     this.hooks = deps.hooks ?? {};
-    this.outbox = deps.outbox ?? new Outbox({ queue: new MemoryLineQueue(MEMORY_QUEUE_BYTES), publisher: deps.mqtt, logger: deps.logger.child({ component: 'outbox' }) });
+    this.outbox =
+      deps.outbox ?? new Outbox({ queue: new MemoryLineQueue(MEMORY_QUEUE_BYTES), publisher: deps.mqtt, logger: deps.logger.child({ component: 'outbox' }) });
   }
 
   /** Samples one round (with the agent's own backlog and drops); resolves with its messages, stamped `ts`. */
   async sampleRound(): Promise<{ ts: number; messages: Message[] }> {
     const ts = this.now();
-    const readings: Reading[] = [...(await this.sampler.round()), { metric: 'agent_queue', value: this.outbox.length }, { metric: 'agent_dropped', value: this.outbox.dropped }];
+    const readings: Reading[] = [
+      ...(await this.sampler.round()),
+      { metric: 'agent_queue', value: this.outbox.length },
+      { metric: 'agent_dropped', value: this.outbox.dropped },
+    ];
     this.rounds++;
     const messages = toMessages(this.options.host, readings, ts, () => this.seq++, this.known);
     if (this.hooks.beforeSend) {
@@ -192,6 +197,9 @@ export class Agent {
       await Promise.race([this.mqtt.publish(availabilityTopic(this.options.host), OFFLINE, { qos: 1, retain: true }).catch(() => undefined), timeout]);
     }
     await this.mqtt.close(!this.mqtt.connected);
-    this.logger.info({ rounds: this.rounds, published: this.outbox.counts.published, queued: this.outbox.length, dropped: this.outbox.dropped, durable: this.outbox.durable }, 'agent stopped');
+    this.logger.info(
+      { rounds: this.rounds, published: this.outbox.counts.published, queued: this.outbox.length, dropped: this.outbox.dropped, durable: this.outbox.durable },
+      'agent stopped',
+    );
   }
 }

@@ -35,13 +35,7 @@ export function isNumber(value: unknown): value is number {
 }
 
 /** Pushes a reading when the value is a real number; a missing sensor yields nothing. */
-export function add(
-  readings: Reading[],
-  template: MetricTemplate,
-  value: number | null | undefined,
-  instance?: string | number,
-  digits = 2,
-): void {
+export function add(readings: Reading[], template: MetricTemplate, value: number | null | undefined, instance?: string | number, digits = 2): void {
   if (isNumber(value)) readings.push({ metric: metricName(template, instance), value: round(value, digits) });
 }
 

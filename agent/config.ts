@@ -22,7 +22,10 @@ export const agentSchema = z.object({
   /** Samples older than this are dropped instead of delivered (counted). */
   MAX_QUEUE_AGE: duration('7d', '1m', '365d'),
   /** In a container with the host's / mounted here: report only the host's filesystems, by their host paths. */
-  HOST_MOUNT_PREFIX: z.string().regex(/^\/[^\0]*[^/]$/, 'must be an absolute path such as /hostfs').optional(),
+  HOST_MOUNT_PREFIX: z
+    .string()
+    .regex(/^\/[^\0]*[^/]$/, 'must be an absolute path such as /hostfs')
+    .optional(),
   HTTP_HOST: z.string().default('127.0.0.1'),
   HTTP_PORT: integer(0, 0, 65535),
   HTTP_ALLOWED_HOSTS: allowedHosts(),
@@ -79,7 +82,11 @@ export function loadAgentConfig(env: Env, osHostname: string = hostname()): Conf
       host,
       intervalMs: c.SAMPLE_INTERVAL,
       mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD, keepaliveSeconds: c.MQTT_KEEPALIVE / 1000, ...mqttTls(c) },
-      queue: { dir: c.QUEUE_DIR === 'off' ? undefined : (c.QUEUE_DIR ?? defaultStateDir(env, `agent-${host}`)), maxBytes: c.MAX_QUEUE_BYTES, maxAgeMs: c.MAX_QUEUE_AGE },
+      queue: {
+        dir: c.QUEUE_DIR === 'off' ? undefined : (c.QUEUE_DIR ?? defaultStateDir(env, `agent-${host}`)),
+        maxBytes: c.MAX_QUEUE_BYTES,
+        maxAgeMs: c.MAX_QUEUE_AGE,
+      },
       hostMountPrefix: c.HOST_MOUNT_PREFIX,
       http: { host: c.HTTP_HOST, port: c.HTTP_PORT, allowedHosts: c.HTTP_ALLOWED_HOSTS },
       logLevel: c.LOG_LEVEL,

@@ -111,7 +111,13 @@ export class Outbox {
    */
   droppedByReason(): { queue_full: number; expired: number; corrupt: number; truncated: number; unwritable: number } {
     const lost = this.queue.lost;
-    return { queue_full: this.queue.dropped, expired: this.counts.expired, corrupt: this.counts.corrupt + lost.corrupt, truncated: lost.truncated, unwritable: this.counts.unwritable };
+    return {
+      queue_full: this.queue.dropped,
+      expired: this.counts.expired,
+      corrupt: this.counts.corrupt + lost.corrupt,
+      truncated: lost.truncated,
+      unwritable: this.counts.unwritable,
+    };
   }
 
   /** Every sample dropped so far, for any reason. */
@@ -127,10 +133,19 @@ export class Outbox {
       this.queue.flush();
     } catch (error) {
       this.counts.unwritable += messages.length;
-      this.warnings.warn('unwritable', { err: error instanceof Error ? error.message : String(error), dropped: messages.length }, 'queue not writable (disk full?): samples dropped');
+      this.warnings.warn(
+        'unwritable',
+        { err: error instanceof Error ? error.message : String(error), dropped: messages.length },
+        'queue not writable (disk full?): samples dropped',
+      );
     }
     const forced = this.queue.dropped - before;
-    if (forced > 0) this.warnings.warn('full', { dropped: forced, queued: this.queue.length, bytes: this.queue.bytes }, 'queue full (MAX_QUEUE_BYTES): oldest samples dropped');
+    if (forced > 0)
+      this.warnings.warn(
+        'full',
+        { dropped: forced, queued: this.queue.length, bytes: this.queue.bytes },
+        'queue full (MAX_QUEUE_BYTES): oldest samples dropped',
+      );
     this.poke();
   }
 

@@ -90,7 +90,12 @@ export async function startAgentService(config: AgentConfig, probe: Probe, logge
   }
   const d = discovery;
   const hooks = d ? { beforeSend: (metrics: readonly string[]) => d.observe(metrics), onResume: () => d.announce('resumed from sleep') } : {};
-  const outbox = new Outbox({ queue, publisher: mqtt, logger: logger.child({ component: 'outbox' }), options: { window: 500, maxAgeMs: config.queue.maxAgeMs } });
+  const outbox = new Outbox({
+    queue,
+    publisher: mqtt,
+    logger: logger.child({ component: 'outbox' }),
+    options: { window: 500, maxAgeMs: config.queue.maxAgeMs },
+  });
   const agent = new Agent({ options: config, sampler, mqtt, logger, hooks, outbox });
   logger.info({ host: config.host, intervalMs: config.intervalMs }, 'agent starting');
   const stopping = new AbortController();

@@ -82,7 +82,11 @@ export async function waitStored(ctx: BenchContext, db: string, expected: number
 }
 
 /** Waits until a raw subscriber's `progress` shows `expected` messages, or it stops growing for `stallMs`. */
-export async function waitReceived(latest: () => ChildEvent | undefined, expected: number, stallMs = 10_000): Promise<{ count: number; firstAt: number; lastAt: number }> {
+export async function waitReceived(
+  latest: () => ChildEvent | undefined,
+  expected: number,
+  stallMs = 10_000,
+): Promise<{ count: number; firstAt: number; lastAt: number }> {
   let seen = { count: -1, since: Date.now() };
   for (;;) {
     const p = latest();

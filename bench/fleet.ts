@@ -35,11 +35,30 @@ export interface FleetOptions {
 
 /** A typical PC's round, in the agent's order, with plausible values (the agent's own two counts included). */
 const ROUND: readonly (readonly [metric: string, typical: number])[] = [
-  ['cpu_usage', 35], ['cpu_temp', 55], ['cpu_temp_max', 62], ['load1', 1.2], ['load5', 1], ['load15', 0.9],
-  ['mem_usage', 48], ['mem_used', 8e9], ['mem_available', 8e9], ['swap_usage', 3], ['swap_used', 2.5e8],
-  ['disk_root_usage', 61], ['disk_root_used', 3e11], ['disk_root_free', 2e11], ['net_eth0_rx', 1.2e5], ['net_eth0_tx', 4e4],
-  ['gpu0_temp', 48], ['uptime', 86_400], ['agent_queue', 0], ['agent_dropped', 0],
-  ['gpu0_usage', 12], ['gpu0_mem_usage', 20], ['gpu0_power', 35], ['gpu0_fan', 30],
+  ['cpu_usage', 35],
+  ['cpu_temp', 55],
+  ['cpu_temp_max', 62],
+  ['load1', 1.2],
+  ['load5', 1],
+  ['load15', 0.9],
+  ['mem_usage', 48],
+  ['mem_used', 8e9],
+  ['mem_available', 8e9],
+  ['swap_usage', 3],
+  ['swap_used', 2.5e8],
+  ['disk_root_usage', 61],
+  ['disk_root_used', 3e11],
+  ['disk_root_free', 2e11],
+  ['net_eth0_rx', 1.2e5],
+  ['net_eth0_tx', 4e4],
+  ['gpu0_temp', 48],
+  ['uptime', 86_400],
+  ['agent_queue', 0],
+  ['agent_dropped', 0],
+  ['gpu0_usage', 12],
+  ['gpu0_mem_usage', 20],
+  ['gpu0_power', 35],
+  ['gpu0_fan', 30],
 ];
 const TICK_MS = 50;
 /** How long stragglers may take to connect, and acknowledgements to come after the last round. */
@@ -69,7 +88,7 @@ function roundMetrics(count: number): Metric[] {
 }
 
 /** Within ±20 % of typical, two decimals, inside the catalog's range. */
-const valueOf = (m: Metric): number => Math.min(m.max, Math.max(m.min, Math.round(m.typical * (0.8 + 0.4 * Math.random()) * 100) / 100));
+const sampleValue = (m: Metric): number => Math.min(m.max, Math.max(m.min, Math.round(m.typical * (0.8 + 0.4 * Math.random()) * 100) / 100));
 
 const clients: MqttClient[] = [];
 const up = new Uint8Array(o.hosts);
@@ -118,7 +137,7 @@ function sendRound(i: number): void {
   lastTs = ts;
   let n = seq[i] ?? 0;
   for (const m of metrics) {
-    const payload = encodePayload(m.unit ? { value: valueOf(m), ts, unit: m.unit, seq: n++ } : { value: valueOf(m), ts, seq: n++ });
+    const payload = encodePayload(m.unit ? { value: sampleValue(m), ts, unit: m.unit, seq: n++ } : { value: sampleValue(m), ts, seq: n++ });
     counts.published++;
     client.publish(sampleTopic(host, m.name), payload, { qos: 1 }, (error) => (error ? counts.errors++ : counts.acked++));
   }

@@ -62,7 +62,10 @@ try {
   console.log(`samples per round: this machine ${samples('bench-real')}, recorded 2-GPU workstation ${samples('bench-replay')}`);
   console.log('| ms from sample time to … | p50 | p95 | max |');
   console.log('|---|---|---|---|');
-  for (const [what, list] of [['delivered by the broker', toBroker], ['queryable in InfluxDB', toQueryable]] as const) {
+  for (const [what, list] of [
+    ['delivered by the broker', toBroker],
+    ['queryable in InfluxDB', toQueryable],
+  ] as const) {
     console.log(`| ${what} | ${percentile(list, 50)} | ${percentile(list, 95)} | ${list.at(-1)} |`);
   }
 } finally {

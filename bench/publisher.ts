@@ -35,14 +35,14 @@ const connection = new MqttConnection({ url: o.url, clientId: `bench-pub-${proce
 await connection.waitConnected(10_000);
 
 const topics = Array.from({ length: o.hosts }, (_, h) => `sensors/${o.prefix}-${h}/cpu_usage`);
-const limit = o.count ?? Infinity;
+const limit = o.count ?? Number.POSITIVE_INFINITY;
 let sent = 0;
 let acked = 0;
 let inFlight = 0;
 let lastAckAt = 0;
 let finished = false;
 const firstAt = Date.now();
-const deadline = o.seconds === undefined ? Infinity : firstAt + o.seconds * 1000;
+const deadline = o.seconds === undefined ? Number.POSITIVE_INFINITY : firstAt + o.seconds * 1000;
 report('started', { at: firstAt });
 const progress = setInterval(() => report('progress', { acked, sent }), 1000);
 
@@ -78,7 +78,7 @@ const done = new Promise<void>((resolve) => {
   if (o.mode === 'max') {
     pump();
     // A stage bounded by time ends even if no acknowledgement comes to call pump.
-    if (deadline !== Infinity) setTimeout(() => pump(), deadline - Date.now() + 1);
+    if (deadline !== Number.POSITIVE_INFINITY) setTimeout(() => pump(), deadline - Date.now() + 1);
     return;
   }
   const rate = o.rate ?? 1000;

@@ -14,7 +14,8 @@ export interface Figure {
   readonly note?: string;
 }
 
-const fmt = (n: number): string => (!Number.isFinite(n) ? String(n) : Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(Math.abs(n) >= 10 ? 1 : 2));
+const fmt = (n: number): string =>
+  !Number.isFinite(n) ? String(n) : Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(Math.abs(n) >= 10 ? 1 : 2);
 
 export function renderTable(figures: readonly Figure[]): string {
   const byId = new Map(figures.map((f) => [f.id, f]));
@@ -38,7 +39,11 @@ export function renderTable(figures: readonly Figure[]): string {
 
 function version(command: string, args: readonly string[]): string {
   try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 }).split('\n')[0]?.trim() ?? '?';
+    return (
+      execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 })
+        .split('\n')[0]
+        ?.trim() ?? '?'
+    );
   } catch (error) {
     // mosquitto -h exits 3 after printing its version
     const out = (error as { stdout?: string }).stdout ?? '';

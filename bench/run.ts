@@ -86,7 +86,10 @@ const settings: BenchSettings = Object.freeze({
   influxInFlight: 4,
   profileDir: env['BENCH_PROFILE'] || undefined,
 });
-const names = (env['BENCH_STAGES'] ?? Object.keys(STAGES).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+const names = (env['BENCH_STAGES'] ?? Object.keys(STAGES).join(','))
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 const unknown = names.filter((n) => !(n in STAGES));
 if (unknown.length > 0) throw new Error(`BENCH_STAGES: unknown ${unknown.join(', ')}; stages: ${Object.keys(STAGES).join(', ')}`);
 
@@ -95,12 +98,20 @@ const shipped = readFileSync(new URL('../mosquitto/mosquitto.conf', import.meta.
 const inflight = /^max_inflight_messages\s+(\d+)/m.exec(shipped)?.[1] ?? '20';
 const shippedAutosave = env['BENCH_AUTOSAVE'] === 'shipped';
 const autosave = shippedAutosave ? [...shipped.matchAll(/^autosave_\w+\s+\S+/gm)].map((m) => m[0]) : ['autosave_on_changes false', 'autosave_interval 1800'];
-const brokerConfig = [...autosave, 'allow_anonymous true', 'max_queued_messages 0', 'max_queued_bytes 4294967296', `max_inflight_messages ${inflight}`, 'queue_qos0_messages true', 'max_packet_size 65536'];
+const brokerConfig = [
+  ...autosave,
+  'allow_anonymous true',
+  'max_queued_messages 0',
+  'max_queued_bytes 4294967296',
+  `max_inflight_messages ${inflight}`,
+  'queue_qos0_messages true',
+  'max_packet_size 65536',
+];
 
 const described = [
   `Mosquitto ${shippedAutosave ? '(autosave as shipped) ' : ''}persistence true, ${brokerConfig.join(', ')}`,
   'InfluxDB 1.6 from test/harness (one temp dir, loopback); the bridge with INFLUX_API=1',
-  `bridge: node dist/cli/main.js bridge, durable queue on (QUEUE_DIR in a temp dir), BATCH_SIZE 5000 and FLUSH_INTERVAL 1s (defaults), MAX_BUFFERED 100000, QoS 1`,
+  'bridge: node dist/cli/main.js bridge, durable queue on (QUEUE_DIR in a temp dir), BATCH_SIZE 5000 and FLUSH_INTERVAL 1s (defaults), MAX_BUFFERED 100000, QoS 1',
   `publisher: one MQTT.js connection in its own process, QoS 1, ${settings.window} in flight, ${settings.hosts} hosts, payload {"value","ts","unit","seq"} on sensors/<host>/cpu_usage`,
   `live stages ${settings.seconds} s; backlog ${settings.backlog.toLocaleString('en-US')} messages; latency ${settings.latencyRate} samples/s for ${settings.latencySeconds} s; soak ${settings.soakRate} samples/s for ${settings.soakSeconds} s`,
   `stages run: ${names.join(', ')}`,

@@ -80,7 +80,9 @@ export async function compareAt(ctx: BenchContext, intervalS: number, glancesVer
   // 40 s: Glances' ports plugin (refresh=30 in its packaged config) pings the gateway every 30 s.
   const countRounds = Math.min(rounds, Math.max(3, Math.ceil(40 / intervalS)));
   const agentCount = strace ? await count(ctx, (f) => startAgent(ctx, intervalS, f), intervalMs, countRounds, `agent ${intervalS}s`) : undefined;
-  const glancesCount = strace ? await count(ctx, (f) => Promise.resolve(startGlances(intervalS, f)), intervalMs, countRounds, `glances ${intervalS}s`) : undefined;
+  const glancesCount = strace
+    ? await count(ctx, (f) => Promise.resolve(startGlances(intervalS, f)), intervalMs, countRounds, `glances ${intervalS}s`)
+    : undefined;
   ctx.figures.push(...figures(intervalS, agent, glances, agentCount, glancesCount, glancesVersion));
 }
 
@@ -109,8 +111,18 @@ async function measure(ctx: BenchContext, subject: Subject, intervalMs: number, 
     const done = subject.rounds.filter((t) => t >= from && t < to).length;
     const cpuMs = (end.cpuMicros - start.cpuMicros) / 1000;
     const startupCpuMs = (subject.startupCpuMicros() ?? Number.NaN) / 1000;
-    const m: Measured = { rounds: done, cpuPercent: (cpuMs * 100) / (to - from), msPerRound: cpuMs / done, peakRssBytes, meanRssBytes, polledChildren: joined.length, startupCpuMs };
-    ctx.log(`${what}: ${done} rounds, CPU ${m.cpuPercent.toFixed(2)} % (${m.msPerRound.toFixed(1)} ms/round), RSS peak ${(m.peakRssBytes / MB).toFixed(1)} MiB mean ${(m.meanRssBytes / MB).toFixed(1)} MiB, ${m.polledChildren} children polled`);
+    const m: Measured = {
+      rounds: done,
+      cpuPercent: (cpuMs * 100) / (to - from),
+      msPerRound: cpuMs / done,
+      peakRssBytes,
+      meanRssBytes,
+      polledChildren: joined.length,
+      startupCpuMs,
+    };
+    ctx.log(
+      `${what}: ${done} rounds, CPU ${m.cpuPercent.toFixed(2)} % (${m.msPerRound.toFixed(1)} ms/round), RSS peak ${(m.peakRssBytes / MB).toFixed(1)} MiB mean ${(m.meanRssBytes / MB).toFixed(1)} MiB, ${m.polledChildren} children polled`,
+    );
     return m;
   } finally {
     await subject.stop();
@@ -130,8 +142,14 @@ async function count(ctx: BenchContext, start: (traceFile: string) => Promise<Su
     await subject.stop();
   }
   const all = parseStrace(readFileSync(file, 'utf8'));
-  const counted = { rounds: subject.rounds.filter((t) => t >= from && t < to).length, inWindow: all.filter((s) => s.at >= from && s.at < to), before: all.filter((s) => s.at < from) };
-  ctx.log(`${what} under strace: ${counted.before.length} processes started before the window, ${counted.inWindow.length} in ${counted.rounds} rounds (${file})`);
+  const counted = {
+    rounds: subject.rounds.filter((t) => t >= from && t < to).length,
+    inWindow: all.filter((s) => s.at >= from && s.at < to),
+    before: all.filter((s) => s.at < from),
+  };
+  ctx.log(
+    `${what} under strace: ${counted.before.length} processes started before the window, ${counted.inWindow.length} in ${counted.rounds} rounds (${file})`,
+  );
   return counted;
 }
 
@@ -169,7 +187,12 @@ async function startAgent(ctx: BenchContext, intervalS: number, traceFile?: stri
   });
   await watcher.waitConnected(5000);
   await watcher.subscribe(`sensors/${host}/cpu_usage`, 1);
-  const env = cliEnv({ SAMPLE_INTERVAL: `${intervalS}s`, MQTT_URL: ctx.broker.url, SENSORS_HOST: host, QUEUE_DIR: mkdtempSync(join(tmpdir(), 'hostpulse-bench-agent-')) });
+  const env = cliEnv({
+    SAMPLE_INTERVAL: `${intervalS}s`,
+    MQTT_URL: ctx.broker.url,
+    SENSORS_HOST: host,
+    QUEUE_DIR: mkdtempSync(join(tmpdir(), 'hostpulse-bench-agent-')),
+  });
   const command = [process.execPath, ...AGENT_NODE_OPTIONS, CLI, 'agent'];
   const launched = traceFile ? launch('strace', [...STRACE_ARGS, '-o', traceFile, '--', ...command], env) : launch(command[0] as string, command.slice(1), env);
   root = launched.child.pid as number;
@@ -203,7 +226,9 @@ function startGlances(intervalS: number, traceFile?: string): Subject {
     rounds.push(Date.now());
     startup ??= cpuOf(root);
   };
-  const launched = traceFile ? launch('strace', [...STRACE_ARGS, '-o', traceFile, '--', 'glances', ...args], env, onLine) : launch('glances', args, env, onLine);
+  const launched = traceFile
+    ? launch('strace', [...STRACE_ARGS, '-o', traceFile, '--', 'glances', ...args], env, onLine)
+    : launch('glances', args, env, onLine);
   const root = launched.child.pid as number;
   return { pid: root, rounds, startupCpuMicros: () => startup, failure: launched.failure, stop: () => launched.stop() };
 }
@@ -247,7 +272,8 @@ function launch(command: string, args: readonly string[], env: NodeJS.ProcessEnv
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exited.then(() => launched.delete(child));
   const alive = (): boolean => child.exitCode === null && child.signalCode === null;
-  const failure = (): string | undefined => (alive() ? undefined : `${command} exited (${child.exitCode ?? child.signalCode}): ${stderr.trim().split('\n').at(-1) ?? ''}`);
+  const failure = (): string | undefined =>
+    alive() ? undefined : `${command} exited (${child.exitCode ?? child.signalCode}): ${stderr.trim().split('\n').at(-1) ?? ''}`;
   return {
     child,
     failure,
@@ -270,10 +296,18 @@ function tryKill(pid: number): void {
   }
 }
 
-function figures(intervalS: number, agent: Measured, glances: Measured, agentCount: Counted | undefined, glancesCount: Counted | undefined, glancesVersion: string): Figure[] {
+function figures(
+  intervalS: number,
+  agent: Measured,
+  glances: Measured,
+  agentCount: Counted | undefined,
+  glancesCount: Counted | undefined,
+  glancesVersion: string,
+): Figure[] {
   const n = `${intervalS}s`;
   const at = `at a ${intervalS} s interval`;
-  const cpuNote = (m: Measured): string => `${m.msPerRound.toFixed(1)} ms CPU per round over ${m.rounds} rounds; start-up (excluded): ${m.startupCpuMs.toFixed(0)} ms CPU until the first round`;
+  const cpuNote = (m: Measured): string =>
+    `${m.msPerRound.toFixed(1)} ms CPU per round over ${m.rounds} rounds; start-up (excluded): ${m.startupCpuMs.toFixed(0)} ms CPU until the first round`;
   const rssNote = (m: Measured): string => `mean ${(m.meanRssBytes / MB).toFixed(1)} MiB`;
   const perRound = (c: Counted | undefined, m: Measured): number => (c ? c.inWindow.length / c.rounds : m.polledChildren / m.rounds);
   const childNote = (c: Counted | undefined, m: Measured): string =>
@@ -281,12 +315,47 @@ function figures(intervalS: number, agent: Measured, glances: Measured, agentCou
       ? `strace, ${c.rounds} rounds: ${summarize(c.inWindow)}; before the window (start-up, warm-up): ${summarize(c.before)}; polled in the measured window: ${m.polledChildren}`
       : `polled every 100 ms in the measured window (no strace): ${m.polledChildren}`;
   return [
-    { id: `agent_cpu_${n}`, label: `agent CPU ${at} (process tree)`, value: agent.cpuPercent, unit: '% of a core', ref: `glances_cpu_${n}`, target: { op: '<=', bound: 1 }, note: cpuNote(agent) },
-    { id: `glances_cpu_${n}`, label: `Glances CPU ${at} (process tree)`, value: glances.cpuPercent, unit: '% of a core', note: `${cpuNote(glances)}; ${glancesVersion}, glances --stdout now -t ${intervalS}` },
-    { id: `agent_rss_${n}`, label: `agent peak RSS ${at} (process tree)`, value: agent.peakRssBytes / MB, unit: 'MiB', ref: `glances_rss_${n}`, target: { op: '<=', bound: 1 }, note: rssNote(agent) },
+    {
+      id: `agent_cpu_${n}`,
+      label: `agent CPU ${at} (process tree)`,
+      value: agent.cpuPercent,
+      unit: '% of a core',
+      ref: `glances_cpu_${n}`,
+      target: { op: '<=', bound: 1 },
+      note: cpuNote(agent),
+    },
+    {
+      id: `glances_cpu_${n}`,
+      label: `Glances CPU ${at} (process tree)`,
+      value: glances.cpuPercent,
+      unit: '% of a core',
+      note: `${cpuNote(glances)}; ${glancesVersion}, glances --stdout now -t ${intervalS}`,
+    },
+    {
+      id: `agent_rss_${n}`,
+      label: `agent peak RSS ${at} (process tree)`,
+      value: agent.peakRssBytes / MB,
+      unit: 'MiB',
+      ref: `glances_rss_${n}`,
+      target: { op: '<=', bound: 1 },
+      note: rssNote(agent),
+    },
     { id: `glances_rss_${n}`, label: `Glances peak RSS ${at} (process tree)`, value: glances.peakRssBytes / MB, unit: 'MiB', note: rssNote(glances) },
-    { id: `agent_children_${n}`, label: `agent child processes started per round ${at}`, value: perRound(agentCount, agent), unit: 'processes/round', target: { op: '<=', bound: 0 }, note: childNote(agentCount, agent) },
-    { id: `glances_children_${n}`, label: `Glances child processes started per round ${at}`, value: perRound(glancesCount, glances), unit: 'processes/round', note: childNote(glancesCount, glances) },
+    {
+      id: `agent_children_${n}`,
+      label: `agent child processes started per round ${at}`,
+      value: perRound(agentCount, agent),
+      unit: 'processes/round',
+      target: { op: '<=', bound: 0 },
+      note: childNote(agentCount, agent),
+    },
+    {
+      id: `glances_children_${n}`,
+      label: `Glances child processes started per round ${at}`,
+      value: perRound(glancesCount, glances),
+      unit: 'processes/round',
+      note: childNote(glancesCount, glances),
+    },
   ];
 }
 

@@ -78,7 +78,14 @@ export async function bridgeLive(ctx: BenchContext): Promise<void> {
         target: { op: '>=', bound: 0.9 },
         note: `${stored.count.toLocaleString('en-US')} of ${pub.acked.toLocaleString('en-US')} published; publisher acked ${((pub.acked * 1000) / (pub.lastAckAt - pub.firstAt)).toFixed(0)} msg/s`,
       },
-      { id: 'bridge_cpu', label: 'bridge CPU per message, live', value: cpu / stored.count, unit: 'µs/msg', ref: 'raw_cpu_qos1', target: { op: '<=', bound: 2 } },
+      {
+        id: 'bridge_cpu',
+        label: 'bridge CPU per message, live',
+        value: cpu / stored.count,
+        unit: 'µs/msg',
+        ref: 'raw_cpu_qos1',
+        target: { op: '<=', bound: 2 },
+      },
       { id: 'bridge_rss_live', label: 'bridge peak RSS, live', value: mb(peakRssBytes(bridge.child)), unit: 'MB', target: { op: '<=', bound: 150 } },
     );
   } finally {
@@ -112,7 +119,13 @@ export async function bridgeCatchUp(ctx: BenchContext): Promise<void> {
         target: { op: '>=', bound: 0.45 },
         note: `${stored.count.toLocaleString('en-US')} of ${pub.acked.toLocaleString('en-US')} queued, ${(ms / 1000).toFixed(1)} s from CONNACK`,
       },
-      { id: 'bridge_cpu_catchup', label: 'bridge CPU per message, catch-up (start-up included)', value: cpuMicros(bridge.child) / stored.count, unit: 'µs/msg', ref: 'raw_cpu_qos1' },
+      {
+        id: 'bridge_cpu_catchup',
+        label: 'bridge CPU per message, catch-up (start-up included)',
+        value: cpuMicros(bridge.child) / stored.count,
+        unit: 'µs/msg',
+        ref: 'raw_cpu_qos1',
+      },
       { id: 'bridge_rss_catchup', label: 'bridge peak RSS, catch-up', value: mb(peakRssBytes(bridge.child)), unit: 'MB', target: { op: '<=', bound: 150 } },
     );
   } finally {
@@ -158,7 +171,13 @@ export async function latency(ctx: BenchContext): Promise<void> {
     ctx.figures.push(
       { id: 'latency_p50', label: `sample → queryable p50 at ${rate} samples/s`, value: pct(50), unit: 'ms' },
       { id: 'latency_p99', label: `sample → queryable p99 at ${rate} samples/s`, value: pct(99), unit: 'ms', target: { op: '<=', bound: 2000 }, note },
-      { id: 'bridge_rss_latency', label: 'bridge peak RSS, latency stage', value: mb(peakRssBytes(bridge.child)), unit: 'MB', target: { op: '<=', bound: 150 } },
+      {
+        id: 'bridge_rss_latency',
+        label: 'bridge peak RSS, latency stage',
+        value: mb(peakRssBytes(bridge.child)),
+        unit: 'MB',
+        target: { op: '<=', bound: 150 },
+      },
     );
   } finally {
     polling = false;

@@ -36,7 +36,8 @@ const LATENCY_HOSTS = 100;
 
 function fleetSettings(env: NodeJS.ProcessEnv): { sizes: number[]; seconds: number; intervalMs: number } {
   const sizes = (env['BENCH_FLEET'] ?? '1000,2500,5000').split(',').map((s) => Number(s.trim()));
-  if (sizes.length === 0 || sizes.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`BENCH_FLEET: comma-separated positive integers, got "${env['BENCH_FLEET']}"`);
+  if (sizes.length === 0 || sizes.some((n) => !Number.isInteger(n) || n <= 0))
+    throw new Error(`BENCH_FLEET: comma-separated positive integers, got "${env['BENCH_FLEET']}"`);
   const positive = (name: string, fallback: number): number => {
     const value = Number(env[name] ?? fallback);
     if (!Number.isFinite(value) || value <= 0) throw new Error(`${name}: must be a positive number, got "${env[name]}"`);
@@ -215,7 +216,13 @@ async function bridgeCounters(port: number): Promise<BridgeCounters> {
   let dropped = 0;
   for (const [series, value] of m) if (series.startsWith('hostpulse_bridge_dropped_total')) dropped += value;
   const get = (series: string): number => m.get(series) ?? 0;
-  return { received: get('hostpulse_bridge_received_total'), queued: get('hostpulse_bridge_queue_points'), missing: get('hostpulse_bridge_missing_total'), dropped, rejected: rejectedByReason(m) };
+  return {
+    received: get('hostpulse_bridge_received_total'),
+    queued: get('hostpulse_bridge_queue_points'),
+    missing: get('hostpulse_bridge_missing_total'),
+    dropped,
+    rejected: rejectedByReason(m),
+  };
 }
 
 const diff = (a: BridgeCounters, b: BridgeCounters): BridgeCounters => ({
@@ -223,7 +230,11 @@ const diff = (a: BridgeCounters, b: BridgeCounters): BridgeCounters => ({
   queued: a.queued,
   missing: a.missing - b.missing,
   dropped: a.dropped - b.dropped,
-  rejected: Object.fromEntries(Object.entries(a.rejected).map(([k, v]): [string, number] => [k, v - (b.rejected[k] ?? 0)]).filter(([, v]) => v > 0)),
+  rejected: Object.fromEntries(
+    Object.entries(a.rejected)
+      .map(([k, v]): [string, number] => [k, v - (b.rejected[k] ?? 0)])
+      .filter(([, v]) => v > 0),
+  ),
 });
 
 interface SizeResult {
@@ -258,7 +269,9 @@ function pushFigures(ctx: BenchContext, r: SizeResult): void {
   const acked = num('acked');
   const pct = (p: number): number => r.latency[Math.min(r.latency.length - 1, Math.floor((p / 100) * r.latency.length))] ?? Number.NaN;
   const rejected = Object.values(r.counters.rejected).reduce((a, b) => a + b, 0);
-  const rejectedText = Object.entries(r.counters.rejected).map(([k, v]) => ` ${k} ${v}`).join(',');
+  const rejectedText = Object.entries(r.counters.rejected)
+    .map(([k, v]) => ` ${k} ${v}`)
+    .join(',');
   const sampledHosts = Math.ceil(n / Math.max(1, Math.floor(n / LATENCY_HOSTS)));
   const label = `fleet of ${count(n)} hosts:`;
   ctx.figures.push(
@@ -276,8 +289,22 @@ function pushFigures(ctx: BenchContext, r: SizeResult): void {
       unit: 'msg/s',
       note: `${count(num('published'))} published, ${count(acked)} acked, ${num('errors')} failed in ${seconds} s: rounds of ${count(num('published') / Math.max(1, Math.round((n * seconds * 1000) / intervalMs)))} samples every ${intervalMs / 1000} s per host`,
     },
-    { id: id('stored'), label: `${label} stored in InfluxDB`, value: r.stored / seconds, unit: 'msg/s', ref: id('offered'), target: { op: '>=', bound: 1 }, note: `${count(r.stored)} of ${count(acked)} acked samples stored` },
-    { id: id('bridge_cpu'), label: `${label} bridge CPU per message`, value: r.bridgeCpu.micros / Math.max(1, r.stored), unit: 'µs/msg', note: `${core(r.bridgeCpu).toFixed(1)} % of one core` },
+    {
+      id: id('stored'),
+      label: `${label} stored in InfluxDB`,
+      value: r.stored / seconds,
+      unit: 'msg/s',
+      ref: id('offered'),
+      target: { op: '>=', bound: 1 },
+      note: `${count(r.stored)} of ${count(acked)} acked samples stored`,
+    },
+    {
+      id: id('bridge_cpu'),
+      label: `${label} bridge CPU per message`,
+      value: r.bridgeCpu.micros / Math.max(1, r.stored),
+      unit: 'µs/msg',
+      note: `${core(r.bridgeCpu).toFixed(1)} % of one core`,
+    },
     {
       id: id('bridge_rss'),
       label: `${label} bridge peak RSS`,
@@ -302,8 +329,20 @@ function pushFigures(ctx: BenchContext, r: SizeResult): void {
       unit: 'MB',
       note: `peak while publishing; ${(r.brokerRss / MB).toFixed(0)} MB before the fleet connected, ${((r.backlog.brokerRss - r.brokerRss) / 1024 / n).toFixed(1)} KiB more per host`,
     },
-    { id: id('broker_cpu'), label: `${label} Mosquitto CPU`, value: core(r.brokerCpu), unit: '% core', note: `${((r.brokerCpu.micros) / Math.max(1, acked)).toFixed(1)} µs per message` },
-    { id: id('fleet_cpu'), label: `${label} the fleet process's CPU (load generator)`, value: core({ micros: num('cpuMicros'), ms: num('cpuMs') }), unit: '% core', note: `RSS ${(num('rss') / MB).toFixed(0)} MB` },
+    {
+      id: id('broker_cpu'),
+      label: `${label} Mosquitto CPU`,
+      value: core(r.brokerCpu),
+      unit: '% core',
+      note: `${(r.brokerCpu.micros / Math.max(1, acked)).toFixed(1)} µs per message`,
+    },
+    {
+      id: id('fleet_cpu'),
+      label: `${label} the fleet process's CPU (load generator)`,
+      value: core({ micros: num('cpuMicros'), ms: num('cpuMs') }),
+      unit: '% core',
+      note: `RSS ${(num('rss') / MB).toFixed(0)} MB`,
+    },
     {
       id: id('bridge_losses'),
       label: `${label} bridge missing + rejected + dropped`,

@@ -27,7 +27,14 @@ const LIVE_SLOW_CLIENTS = 99;
 export async function liveSlowClients(ctx: BenchContext): Promise<void> {
   const seconds = Number(process.env['BENCH_LIVE_SECONDS'] ?? 50);
   const [mqttPort, httpPort] = [await freePort(), await freePort()];
-  const up = runCli(['up'], { MQTT_PORT: String(mqttPort), MQTT_WS_PORT: '0', HTTP_PORT: String(httpPort), LOCAL_AGENT: 'false', QUEUE_DIR: 'off', LOG_LEVEL: 'warn' });
+  const up = runCli(['up'], {
+    MQTT_PORT: String(mqttPort),
+    MQTT_WS_PORT: '0',
+    HTTP_PORT: String(httpPort),
+    LOCAL_AGENT: 'false',
+    QUEUE_DIR: 'off',
+    LOG_LEVEL: 'warn',
+  });
   const slow: Socket[] = [];
   let publishing = true;
   let publisher: ReturnType<typeof connect> | undefined;
@@ -40,7 +47,10 @@ export async function liveSlowClients(ctx: BenchContext): Promise<void> {
     reader = streamReader(`http://127.0.0.1:${httpPort}/api/stream`);
     const stream = reader;
     // An hour of sparklines for every host, then a round a second each.
-    const fleet = await sparklineFleet(mqtt, Array.from({ length: LIVE_HOSTS }, (_, i) => `live-${i}`));
+    const fleet = await sparklineFleet(
+      mqtt,
+      Array.from({ length: LIVE_HOSTS }, (_, i) => `live-${i}`),
+    );
     const rounds = (async () => {
       while (publishing) {
         await fleet.round();
@@ -59,15 +69,36 @@ export async function liveSlowClients(ctx: BenchContext): Promise<void> {
     }
     const lastTen = stream.updates() - updatesAtEnd;
     const metrics = parsePrometheus(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text());
-    const dropped = (metrics.get('hostpulse_bridge_live_dropped_total{reason="slow_client"}') ?? 0) + (metrics.get('hostpulse_bridge_live_dropped_total{reason="memory_bound"}') ?? 0);
+    const dropped =
+      (metrics.get('hostpulse_bridge_live_dropped_total{reason="slow_client"}') ?? 0) +
+      (metrics.get('hostpulse_bridge_live_dropped_total{reason="memory_bound"}') ?? 0);
     publishing = false;
     await rounds;
     const note = `${LIVE_SLOW_CLIENTS} paused clients, ${LIVE_HOSTS} hosts with full sparklines, a round a second, ${seconds} s; RSS ${before.toFixed(0)} MB before the clients, peak ${peak.toFixed(0)} MB`;
     ctx.figures.push(
-      { id: 'live_slow_rss_peak', label: `up peak RSS with ${LIVE_SLOW_CLIENTS} live view clients that never read`, value: peak, unit: 'MB', target: { op: '<=', bound: 250 }, note },
+      {
+        id: 'live_slow_rss_peak',
+        label: `up peak RSS with ${LIVE_SLOW_CLIENTS} live view clients that never read`,
+        value: peak,
+        unit: 'MB',
+        target: { op: '<=', bound: 250 },
+        note,
+      },
       { id: 'live_slow_rss_growth', label: 'up RSS growth under those clients', value: peak - before, unit: 'MB' },
-      { id: 'live_slow_dropped', label: 'slow live view clients disconnected', value: dropped, unit: 'clients', target: { op: '>=', bound: LIVE_SLOW_CLIENTS } },
-      { id: 'live_reader_updates', label: 'updates the reading client received in the last 10 s', value: lastTen, unit: 'events', target: { op: '>=', bound: 5 } },
+      {
+        id: 'live_slow_dropped',
+        label: 'slow live view clients disconnected',
+        value: dropped,
+        unit: 'clients',
+        target: { op: '>=', bound: LIVE_SLOW_CLIENTS },
+      },
+      {
+        id: 'live_reader_updates',
+        label: 'updates the reading client received in the last 10 s',
+        value: lastTen,
+        unit: 'events',
+        target: { op: '>=', bound: 5 },
+      },
     );
   } finally {
     publishing = false;

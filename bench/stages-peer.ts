@@ -72,10 +72,21 @@ function pushComparisons(ctx: BenchContext): void {
   if (bridgeLive !== undefined && nodeRedLive !== undefined && once('bridge_vs_nodered')) {
     // No target: under live load both are capped by the one publisher (R_live), the bridge near it;
     // CPU per message, below, is the measure of how much more work the peer does for the same load.
-    ctx.figures.push({ id: 'bridge_vs_nodered', label: 'bridge live ÷ Node-RED live (both capped by the publisher)', value: bridgeLive / nodeRedLive, unit: '×' });
+    ctx.figures.push({
+      id: 'bridge_vs_nodered',
+      label: 'bridge live ÷ Node-RED live (both capped by the publisher)',
+      value: bridgeLive / nodeRedLive,
+      unit: '×',
+    });
   }
   if (bridgeCpu !== undefined && nodeRedCpu !== undefined && once('bridge_cpu_vs_nodered')) {
-    ctx.figures.push({ id: 'bridge_cpu_vs_nodered', label: 'Node-RED CPU per message ÷ bridge CPU per message', value: nodeRedCpu / bridgeCpu, unit: '×', target: { op: '>=', bound: 2 } });
+    ctx.figures.push({
+      id: 'bridge_cpu_vs_nodered',
+      label: 'Node-RED CPU per message ÷ bridge CPU per message',
+      value: nodeRedCpu / bridgeCpu,
+      unit: '×',
+      target: { op: '>=', bound: 2 },
+    });
   }
 }
 
@@ -110,9 +121,12 @@ async function whenProbeStored(ctx: BenchContext, server: Server, db: string, ti
   const started = Date.now();
   for (;;) {
     const failure = /^.*(\[error\]|Error:).*$/m.exec(server.output())?.[0];
-    if (failure !== undefined || server.child.exitCode !== null) throw new Error(`Node-RED failed to start: ${failure ?? `exited ${server.child.exitCode}`}\n${server.output().slice(-3000)}`);
-    if ((await storedCount(ctx, db)) >= 1) return ctx.log(`nodered: subscribed and writing after ${Date.now() - started} ms, RSS ${(rssBytes(server.child) / MB).toFixed(0)} MB`);
-    if (Date.now() - started > timeoutMs) throw new Error(`Node-RED: its probe message not in InfluxDB within ${timeoutMs} ms\n${server.output().slice(-3000)}`);
+    if (failure !== undefined || server.child.exitCode !== null)
+      throw new Error(`Node-RED failed to start: ${failure ?? `exited ${server.child.exitCode}`}\n${server.output().slice(-3000)}`);
+    if ((await storedCount(ctx, db)) >= 1)
+      return ctx.log(`nodered: subscribed and writing after ${Date.now() - started} ms, RSS ${(rssBytes(server.child) / MB).toFixed(0)} MB`);
+    if (Date.now() - started > timeoutMs)
+      throw new Error(`Node-RED: its probe message not in InfluxDB within ${timeoutMs} ms\n${server.output().slice(-3000)}`);
     await sleep(100);
   }
 }
@@ -160,5 +174,7 @@ async function npmCi(ctx: BenchContext): Promise<void> {
   if (code === 0) return;
   const offline = /E(NOTFOUND|AI_AGAIN|CONNREFUSED|CONNRESET|TIMEDOUT|NETUNREACH|HOSTUNREACH)|network|socket hang up/i.test(output);
   const reason = offline ? 'the npm registry is unreachable' : `npm ci failed (${code})`;
-  throw new Error(`Node-RED peer not installed: ${reason}. It is installed on demand into bench/peers/node_modules; run \`npm ci --prefix bench/peers\` where the registry is reachable, or leave nodered-live out of BENCH_STAGES.\n${output.slice(-2000)}`);
+  throw new Error(
+    `Node-RED peer not installed: ${reason}. It is installed on demand into bench/peers/node_modules; run \`npm ci --prefix bench/peers\` where the registry is reachable, or leave nodered-live out of BENCH_STAGES.\n${output.slice(-2000)}`,
+  );
 }

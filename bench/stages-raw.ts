@@ -66,7 +66,8 @@ export async function influxRaw(ctx: BenchContext): Promise<void> {
   const bodies: Buffer[] = [];
   for (let start = 0; start < points; start += batch) {
     let text = '';
-    for (let i = start; i < Math.min(points, start + batch); i++) text += `cpu,host=raw-${i % ctx.settings.hosts} usage=${i % 100} ${t0 + Math.floor(i / ctx.settings.hosts)}\n`;
+    for (let i = start; i < Math.min(points, start + batch); i++)
+      text += `cpu,host=raw-${i % ctx.settings.hosts} usage=${i % 100} ${t0 + Math.floor(i / ctx.settings.hosts)}\n`;
     bodies.push(Buffer.from(text));
   }
   const url = `${ctx.influx.url}/write?db=${db}&precision=ms`;

@@ -66,7 +66,14 @@ export async function bridgeSoak(ctx: BenchContext): Promise<void> {
     const perTenMin = slope(steady) * 600_000;
     const note = `${rate} samples/s for ${seconds} s; RSS every ${EVERY_MS / 1000} s after a ${WARM_UP_MS / 1000} s warm-up: first third peak ${first.toFixed(0)} MB, last third ${last.toFixed(0)} MB, min ${Math.min(...steady.map((s) => s.mb)).toFixed(0)}; ${stored.count.toLocaleString('en-US')} of ${pub.acked.toLocaleString('en-US')} stored`;
     ctx.figures.push(
-      { id: 'soak_rss_growth', label: `bridge RSS growth over ${Math.round(seconds / 60)} min (last third peak ÷ first third peak)`, value: last / first, unit: '×', target: { op: '<=', bound: 1.1 }, note },
+      {
+        id: 'soak_rss_growth',
+        label: `bridge RSS growth over ${Math.round(seconds / 60)} min (last third peak ÷ first third peak)`,
+        value: last / first,
+        unit: '×',
+        target: { op: '<=', bound: 1.1 },
+        note,
+      },
       { id: 'soak_rss_slope', label: 'bridge RSS trend (least squares)', value: perTenMin, unit: 'MB/10 min' },
       { id: 'soak_rss_peak', label: 'bridge peak RSS, soak', value: peak(steady), unit: 'MB', target: { op: '<=', bound: 150 } },
       { id: 'soak_stored', label: 'soak: acknowledged samples stored', value: stored.count / pub.acked, unit: '×', target: { op: '>=', bound: 1 } },

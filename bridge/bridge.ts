@@ -130,7 +130,14 @@ export class Bridge {
    * Ready: the database answered at start, the broker is connected, the last write (if any failed
    * since) succeeded, and the writer can make progress (its queue writable and readable, not stalled).
    */
-  health(): { ok: boolean; broker: boolean; database: boolean | 'not configured'; buffered: number; queue?: string; queueLost?: { corrupt: number; truncated: number } } {
+  health(): {
+    ok: boolean;
+    broker: boolean;
+    database: boolean | 'not configured';
+    buffered: number;
+    queue?: string;
+    queueLost?: { corrupt: number; truncated: number };
+  } {
     const database = this.writer ? this.writer.writable : 'not configured';
     const broker = this.mqtt?.connected ?? false;
     const writer = this.writer?.health();
@@ -216,13 +223,21 @@ export class Bridge {
     if (seen === undefined) return;
     if (seen.missing > 0) this.reportMissing(host, seen.missing);
     if (seen.reset === 'implausible_jump') {
-      this.rejections.warn(`seq:${host}`, { host, seq }, "sequence jump larger than the samples' times allow (HOST_RATE_LIMIT): taken as a new numbering, not as missing samples");
+      this.rejections.warn(
+        `seq:${host}`,
+        { host, seq },
+        "sequence jump larger than the samples' times allow (HOST_RATE_LIMIT): taken as a new numbering, not as missing samples",
+      );
     }
   }
 
   private reportMissing(host: string, missing: number): void {
     this.stats.missing += missing;
-    this.rejections.warn(`gap:${host}`, { host, missing }, 'samples missing: a gap in the agent\'s sequence numbers (lost at the broker, or dropped by the agent)');
+    this.rejections.warn(
+      `gap:${host}`,
+      { host, missing },
+      "samples missing: a gap in the agent's sequence numbers (lost at the broker, or dropped by the agent)",
+    );
   }
 
   private reject(reason: RejectReason, topic: string, detail: string): undefined {

@@ -9,47 +9,53 @@ import type { InfluxV2Settings } from './sinks/influx-v2.js';
 /** The bridge's variables; `hostpulse up` uses them with INFLUX_URL optional (no database: nothing stored). */
 const makeBridgeSchema = (influxRequired: boolean) =>
   z.object({
-  MQTT_URL: url(MQTT_PROTOCOLS, 'mqtt://localhost:1883'),
-  MQTT_USERNAME: z.string().optional(),
-  MQTT_PASSWORD: z.string().optional(),
-  /** How often an idle connection is checked: a dead link is noticed within 1.5 times this. */
-  MQTT_KEEPALIVE: duration('15s', '5s', '10m'),
-  ...mqttTlsFields,
-  /** Fixed, so the broker keeps the bridge's session and queues messages while it is away. */
-  MQTT_CLIENT_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"').default('hostpulse-bridge'),
-  /** Several bridges with the same group (and distinct MQTT_CLIENT_IDs) share the stream: MQTT shared subscription. */
-  MQTT_SHARE_GROUP: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"').optional(),
-  INFLUX_API: oneOf(['2', '1'], '2'),
-  INFLUX_URL: influxRequired ? url(['http', 'https']) : url(['http', 'https']).optional(),
-  INFLUX_TOKEN: z.string().optional(),
-  INFLUX_ORG: z.string().optional(),
-  INFLUX_BUCKET: z.string().optional(),
-  INFLUX_DATABASE: z.string().optional(),
-  INFLUX_USERNAME: z.string().optional(),
-  INFLUX_PASSWORD: z.string().optional(),
-  INFLUX_RETENTION_POLICY: z.string().optional(),
-  INFLUX_TIMEOUT: duration('10s', '1s', '5m'),
-  BATCH_SIZE: integer(5000, 1, 100_000),
-  FLUSH_INTERVAL: duration('1s', '10ms', '1m'),
-  MAX_BUFFERED: integer(100_000, 1, 10_000_000),
-  MAX_PAYLOAD_BYTES: integer(4096, 16, 1_048_576),
-  MAX_FUTURE: duration('5m', '0s', '168h'),
-  SHUTDOWN_TIMEOUT: duration('10s', '0s', '5m'),
-  MAX_HOSTS: integer(10_000, 1, 10_000_000),
-  MAX_METRICS_PER_HOST: integer(1000, 1, 1_000_000),
-  HOST_RATE_LIMIT: integer(1000, 1, 10_000_000),
-  /** The durable queue's directory; "off" keeps points in memory only (a crash loses them). */
-  QUEUE_DIR: z.string().optional(),
-  MAX_QUEUE_BYTES: integer(1024 ** 3, 1024 * 1024, 1024 ** 4),
-  STATS_INTERVAL: duration('60s', '1s', '24h'),
-  HTTP_HOST: z.string().default('127.0.0.1'),
-  HTTP_PORT: integer(8080, 0, 65535),
-  /** Host names the HTTP server answers besides IP literals, localhost and the machine's name (DNS rebinding). */
-  HTTP_ALLOWED_HOSTS: allowedHosts(),
-  /** Connections the HTTP server keeps open at once: well under the process's descriptors, which `up`'s broker needs too. */
-  HTTP_MAX_CONNECTIONS: integer(256, 32, 65_536),
-  LOG_LEVEL: logLevel(),
-});
+    MQTT_URL: url(MQTT_PROTOCOLS, 'mqtt://localhost:1883'),
+    MQTT_USERNAME: z.string().optional(),
+    MQTT_PASSWORD: z.string().optional(),
+    /** How often an idle connection is checked: a dead link is noticed within 1.5 times this. */
+    MQTT_KEEPALIVE: duration('15s', '5s', '10m'),
+    ...mqttTlsFields,
+    /** Fixed, so the broker keeps the bridge's session and queues messages while it is away. */
+    MQTT_CLIENT_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"')
+      .default('hostpulse-bridge'),
+    /** Several bridges with the same group (and distinct MQTT_CLIENT_IDs) share the stream: MQTT shared subscription. */
+    MQTT_SHARE_GROUP: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"')
+      .optional(),
+    INFLUX_API: oneOf(['2', '1'], '2'),
+    INFLUX_URL: influxRequired ? url(['http', 'https']) : url(['http', 'https']).optional(),
+    INFLUX_TOKEN: z.string().optional(),
+    INFLUX_ORG: z.string().optional(),
+    INFLUX_BUCKET: z.string().optional(),
+    INFLUX_DATABASE: z.string().optional(),
+    INFLUX_USERNAME: z.string().optional(),
+    INFLUX_PASSWORD: z.string().optional(),
+    INFLUX_RETENTION_POLICY: z.string().optional(),
+    INFLUX_TIMEOUT: duration('10s', '1s', '5m'),
+    BATCH_SIZE: integer(5000, 1, 100_000),
+    FLUSH_INTERVAL: duration('1s', '10ms', '1m'),
+    MAX_BUFFERED: integer(100_000, 1, 10_000_000),
+    MAX_PAYLOAD_BYTES: integer(4096, 16, 1_048_576),
+    MAX_FUTURE: duration('5m', '0s', '168h'),
+    SHUTDOWN_TIMEOUT: duration('10s', '0s', '5m'),
+    MAX_HOSTS: integer(10_000, 1, 10_000_000),
+    MAX_METRICS_PER_HOST: integer(1000, 1, 1_000_000),
+    HOST_RATE_LIMIT: integer(1000, 1, 10_000_000),
+    /** The durable queue's directory; "off" keeps points in memory only (a crash loses them). */
+    QUEUE_DIR: z.string().optional(),
+    MAX_QUEUE_BYTES: integer(1024 ** 3, 1024 * 1024, 1024 ** 4),
+    STATS_INTERVAL: duration('60s', '1s', '24h'),
+    HTTP_HOST: z.string().default('127.0.0.1'),
+    HTTP_PORT: integer(8080, 0, 65535),
+    /** Host names the HTTP server answers besides IP literals, localhost and the machine's name (DNS rebinding). */
+    HTTP_ALLOWED_HOSTS: allowedHosts(),
+    /** Connections the HTTP server keeps open at once: well under the process's descriptors, which `up`'s broker needs too. */
+    HTTP_MAX_CONNECTIONS: integer(256, 32, 65_536),
+    LOG_LEVEL: logLevel(),
+  });
 
 export const bridgeSchema = makeBridgeSchema(true);
 const upBridgeSchema = makeBridgeSchema(false);
@@ -107,20 +113,27 @@ export function loadBridgeConfig(env: Env, { influxRequired = true } = {}): Conf
     c.INFLUX_URL === undefined
       ? undefined
       : c.INFLUX_API === '1'
-      ? {
-          api: '1',
-          url: c.INFLUX_URL,
-          database: c.INFLUX_DATABASE as string,
-          retentionPolicy: c.INFLUX_RETENTION_POLICY,
-          username: c.INFLUX_USERNAME,
-          password: c.INFLUX_PASSWORD,
-          timeoutMs: c.INFLUX_TIMEOUT,
-        }
-      : { api: '2', url: c.INFLUX_URL, token: c.INFLUX_TOKEN, org: c.INFLUX_ORG, bucket: c.INFLUX_BUCKET as string, timeoutMs: c.INFLUX_TIMEOUT };
+        ? {
+            api: '1',
+            url: c.INFLUX_URL,
+            database: c.INFLUX_DATABASE as string,
+            retentionPolicy: c.INFLUX_RETENTION_POLICY,
+            username: c.INFLUX_USERNAME,
+            password: c.INFLUX_PASSWORD,
+            timeoutMs: c.INFLUX_TIMEOUT,
+          }
+        : { api: '2', url: c.INFLUX_URL, token: c.INFLUX_TOKEN, org: c.INFLUX_ORG, bucket: c.INFLUX_BUCKET as string, timeoutMs: c.INFLUX_TIMEOUT };
   return {
     ok: true,
     config: Object.freeze({
-      mqtt: { url: c.MQTT_URL, username: c.MQTT_USERNAME, password: c.MQTT_PASSWORD, clientId: c.MQTT_CLIENT_ID, keepaliveSeconds: c.MQTT_KEEPALIVE / 1000, ...mqttTls(c) },
+      mqtt: {
+        url: c.MQTT_URL,
+        username: c.MQTT_USERNAME,
+        password: c.MQTT_PASSWORD,
+        clientId: c.MQTT_CLIENT_ID,
+        keepaliveSeconds: c.MQTT_KEEPALIVE / 1000,
+        ...mqttTls(c),
+      },
       shareGroup: c.MQTT_SHARE_GROUP,
       influx,
       batchSize: c.BATCH_SIZE,

@@ -36,6 +36,8 @@ export async function startBridgeService(
   if (queue && queue.length > 0) logger.info({ points: queue.length, dir: queueSettings?.dir }, 'replaying the queue left by the last run');
   const bridge = new Bridge({ options, sink, logger, live, queue });
   const liveHttp = createLiveHttp(live, { ...LIVE_HTTP_DEFAULTS, storing: sink !== undefined }, logger.child({ component: 'live' }));
+  // Assigned once the server listens; the metrics route reads it (a const there would be read before it exists).
+  // biome-ignore lint/style/useConst: read by the route before the assignment completes
   let server: HealthServer | undefined;
   const metrics = (): string => bridge.metrics() + liveHttp.metrics() + httpMetricsText('hostpulse_bridge', server) + (moreMetrics?.() ?? '');
   const routes = metricsRoute(metrics, (req, res) => liveHttp.handle(req, res));
@@ -53,4 +55,3 @@ export async function startBridgeService(
     },
   };
 }
-

@@ -65,7 +65,10 @@ export function matches(filter: string, topic: string): boolean {
 }
 
 /** An agent's rules, with `login` standing for its host name (Mosquitto: %u). */
-const agentRules = (login: string, ha: string): Rules => ({ write: [`sensors/${login}/#`, `${ha}/+/${login}/+/config`], read: [`${ha}/+/${login}/+/config`, `${ha}/status`] });
+const agentRules = (login: string, ha: string): Rules => ({
+  write: [`sensors/${login}/#`, `${ha}/+/${login}/+/config`],
+  read: [`${ha}/+/${login}/+/config`, `${ha}/status`],
+});
 
 function rules(login: string, ha = HA_PREFIX): Rules {
   const role = serviceRole(login);
@@ -105,7 +108,7 @@ export function mosquittoAcl(logins: Iterable<string>, ha = HA_PREFIX): string {
     '# Agents log in with their host name ([a-z0-9-], enforced by enrol, so %u cannot escape its',
     '# subtree); service logins contain "_", which no host name can. Each agent writes its samples',
     '# and retained availability under sensors/<host>/, keeps its own Home Assistant discovery configs',
-    '# (node id = its host name) and reads them back, and reads Home Assistant\'s birth message.',
+    "# (node id = its host name) and reads them back, and reads Home Assistant's birth message.",
     `# Discovery prefix: ${ha} (enrol's HA_DISCOVERY_PREFIX).`,
     ...agent.write.map((f) => `pattern write ${f}`),
     ...agent.read.map((f) => `pattern read ${f}`),

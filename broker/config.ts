@@ -11,7 +11,10 @@ import type { EmbeddedBrokerOptions } from './server.js';
 const LOOPBACK = /^(127\.|::1$|localhost$)/;
 
 export const brokerSchema = z.object({
-  MQTT_BIND: z.string().default('127.0.0.1').refine((v) => isIP(v) !== 0 || v === 'localhost', 'must be an IP address such as 127.0.0.1 or 0.0.0.0'),
+  MQTT_BIND: z
+    .string()
+    .default('127.0.0.1')
+    .refine((v) => isIP(v) !== 0 || v === 'localhost', 'must be an IP address such as 127.0.0.1 or 0.0.0.0'),
   MQTT_PORT: integer(1883, 1, 65535),
   MQTT_WS_PORT: integer(9001, 0, 65535),
   MQTT_PASSWD_FILE: z.string().optional(),

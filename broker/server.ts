@@ -118,7 +118,11 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions, logger
     } else if (admitted.size >= options.maxConnections) {
       connectsRefused.server_unavailable++;
       refused.set(client, authError('server unavailable', 3));
-      warnings.warn('max-connections', { maxConnections: options.maxConnections, remote: socket?.remoteAddress }, 'connection refused: connection limit reached');
+      warnings.warn(
+        'max-connections',
+        { maxConnections: options.maxConnections, remote: socket?.remoteAddress },
+        'connection refused: connection limit reached',
+      );
     } else if (socket) {
       admitted.add(socket);
       socket.once('close', () => admitted.delete(socket));
@@ -130,7 +134,12 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions, logger
     callback(null, true);
   }
 
-  function authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void): void {
+  function authenticate(
+    client: Client,
+    username: string | undefined,
+    password: Buffer | undefined,
+    done: (error: AuthenticateError | null, success: boolean | null) => void,
+  ): void {
     const refusal = refused.get(client);
     if (refusal) return done(refusal, false);
     if (!logins) return done(null, true);
@@ -167,7 +176,11 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions, logger
       if (verdict === 'over_topics' || verdict === 'over_bytes') {
         retainedRefused[verdict]++;
         const held = retained.held(owner);
-        warnings.warn(`retained:${owner}`, { user: logins ? owner : undefined, topic: packet.topic, reason: verdict, heldTopics: held.topics, heldBytes: held.bytes }, 'retained message refused: over the quota');
+        warnings.warn(
+          `retained:${owner}`,
+          { user: logins ? owner : undefined, topic: packet.topic, reason: verdict, heldTopics: held.topics, heldBytes: held.bytes },
+          'retained message refused: over the quota',
+        );
         drop(packet);
       }
     }
@@ -320,7 +333,11 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions, logger
   };
 }
 
-function listen(server: { once(event: 'error', listener: (error: Error) => void): unknown; listen(port: number, host: string, callback: () => void): unknown }, port: number, host: string): Promise<void> {
+function listen(
+  server: { once(event: 'error', listener: (error: Error) => void): unknown; listen(port: number, host: string, callback: () => void): unknown },
+  port: number,
+  host: string,
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -329,7 +346,11 @@ function listen(server: { once(event: 'error', listener: (error: Error) => void)
 
 export function brokerMetrics(s: EmbeddedBrokerStats): string {
   return new PrometheusText()
-    .counter('hostpulse_broker_retained_refused_total', 'Retained messages refused (acknowledged and dropped) because their login was over its quota, by reason.', s.retainedRefused)
+    .counter(
+      'hostpulse_broker_retained_refused_total',
+      'Retained messages refused (acknowledged and dropped) because their login was over its quota, by reason.',
+      s.retainedRefused,
+    )
     .gauge('hostpulse_broker_retained_topics', 'Retained topics held.', s.retainedTopics)
     .gauge('hostpulse_broker_retained_bytes', 'Bytes of retained topics and payloads held.', s.retainedBytes)
     .counter('hostpulse_broker_connects_refused_total', 'CONNECTs refused before authentication, by reason.', s.connectsRefused)
@@ -348,7 +369,8 @@ function duplexOf(socket: Socket, guard: PacketSizeLimit): Duplex {
   const stream = new Duplex({
     read: () => void guard.resume(),
     write: (chunk: Buffer, _encoding, callback) => void socket.write(chunk, callback),
-    writev: (chunks, callback) => void socket.write(chunks.length === 1 ? (chunks[0]?.chunk as Buffer) : Buffer.concat(chunks.map((c) => c.chunk as Buffer)), callback),
+    writev: (chunks, callback) =>
+      void socket.write(chunks.length === 1 ? (chunks[0]?.chunk as Buffer) : Buffer.concat(chunks.map((c) => c.chunk as Buffer)), callback),
     final: (callback) => void socket.end(callback),
     destroy: (error, callback) => {
       socket.destroy();

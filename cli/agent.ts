@@ -99,12 +99,19 @@ export async function runAgent(args: readonly string[]): Promise<number> {
   const logger = createLogger({ name: 'agent', level: config.logLevel, fd: toStderr ? 2 : 1 });
   if (config.mqtt.username !== undefined && config.mqtt.username !== config.host) {
     // The shipped broker lets a login write only under sensors/<login>/: Mosquitto then drops the connection at every sample.
-    logger.warn({ host: config.host, username: config.mqtt.username }, 'MQTT_USERNAME differs from the host name: a broker with hostpulse\'s access rules (sensors/<login>/#) refuses these samples');
+    logger.warn(
+      { host: config.host, username: config.mqtt.username },
+      "MQTT_USERNAME differs from the host name: a broker with hostpulse's access rules (sensors/<login>/#) refuses these samples",
+    );
   }
 
   let probe: Probe;
   try {
-    const options = { intervalMs: flags['record'] !== undefined ? 1000 : config.intervalMs, inventory: flags['record'] !== undefined, logger: logger.child({ component: 'probe' }) };
+    const options = {
+      intervalMs: flags['record'] !== undefined ? 1000 : config.intervalMs,
+      inventory: flags['record'] !== undefined,
+      logger: logger.child({ component: 'probe' }),
+    };
     probe = typeof flags['replay'] === 'string' ? await ReplayProbe.fromFile(flags['replay']) : createSystemProbe(process.platform, options);
   } catch (error) {
     process.stderr.write(`hostpulse agent: cannot read --replay file: ${(error as Error).message}\n`);
@@ -164,16 +171,21 @@ async function runOnce(config: AgentConfig, sampler: Sampler, logger: Logger): P
 }
 
 async function runForever(config: AgentConfig, probe: Probe, logger: Logger): Promise<number> {
+  // biome-ignore lint/style/useConst: set in the try, stopped in the finally
   let agent: Agent | undefined;
   let health: HealthServer | undefined;
   try {
     if (config.http.port > 0) {
       const { metricsRoute, startHealthServer } = await import('../common/health.js');
       const metrics = metricsRoute(() => agent?.metrics() ?? '');
-      health = await startHealthServer(config.http.host, config.http.port, () => agent?.health() ?? { ok: false, starting: true }, logger, metrics, { allowedHosts: config.http.allowedHosts });
+      health = await startHealthServer(config.http.host, config.http.port, () => agent?.health() ?? { ok: false, starting: true }, logger, metrics, {
+        allowedHosts: config.http.allowedHosts,
+      });
     }
   } catch (error) {
-    process.stderr.write(`hostpulse agent: cannot serve /healthz on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(error as Error).message}\n`);
+    process.stderr.write(
+      `hostpulse agent: cannot serve /healthz on ${config.http.host}:${config.http.port} (HTTP_HOST, HTTP_PORT): ${(error as Error).message}\n`,
+    );
     return EXIT_FAILURE;
   }
   const signal = untilSignal();

@@ -130,7 +130,10 @@ export async function runEnrol(args: readonly string[]): Promise<number> {
       process.stderr.write(`hostpulse enrol: host name "${host}" ${problem}; "/", "+" and "#" would let it write outside sensors/<host>/\n`);
       return EXIT_USAGE;
     }
-    const target = configOrReport('enrol', parseConfig(urlSchema, typeof flags['mqtt-url'] === 'string' ? { MQTT_PUBLIC_URL: flags['mqtt-url'] } : process.env));
+    const target = configOrReport(
+      'enrol',
+      parseConfig(urlSchema, typeof flags['mqtt-url'] === 'string' ? { MQTT_PUBLIC_URL: flags['mqtt-url'] } : process.env),
+    );
     if (!target) return EXIT_USAGE;
     const password = typeof flags['password'] === 'string' ? flags['password'] : randomPassword();
     const replaced = entries.has(host);

@@ -94,13 +94,18 @@ export async function runUp(args: readonly string[]): Promise<number> {
     (k) => `${k}: not used by hostpulse up (its bridge and agent connect over loopback); for TLS clients set MQTT_TLS_CERT_FILE and MQTT_TLS_KEY_FILE`,
   );
   // One bridge, on its own broker: nothing to share the stream with.
-  if (env['MQTT_SHARE_GROUP']) unusedHere.push('MQTT_SHARE_GROUP: not used by hostpulse up (one bridge on its own broker); run several `hostpulse bridge` against Mosquitto to share the stream');
+  if (env['MQTT_SHARE_GROUP'])
+    unusedHere.push(
+      'MQTT_SHARE_GROUP: not used by hostpulse up (one bridge on its own broker); run several `hostpulse bridge` against Mosquitto to share the stream',
+    );
   const internalEnv = { ...env, MQTT_SHARE_GROUP: undefined, ...Object.fromEntries(MQTT_TLS_VARIABLES.map((k) => [k, undefined])) };
   const brokerHost = own.ok ? (own.config.MQTT_BIND === '0.0.0.0' ? '127.0.0.1' : own.config.MQTT_BIND) : '127.0.0.1';
   const mqttUrl = `mqtt://${brokerHost}:${own.ok ? own.config.MQTT_PORT : 1883}`;
   const bridgeResult = loadBridgeConfig({ ...internalEnv, MQTT_URL: mqttUrl }, { influxRequired: false });
   const agentResult = loadAgentConfig({ ...internalEnv, MQTT_URL: mqttUrl, HTTP_PORT: '0', QUEUE_DIR: 'off' });
-  const errors = [...new Set([...(own.ok ? [] : own.errors), ...unusedHere, ...(bridgeResult.ok ? [] : bridgeResult.errors), ...(agentResult.ok ? [] : agentResult.errors)])];
+  const errors = [
+    ...new Set([...(own.ok ? [] : own.errors), ...unusedHere, ...(bridgeResult.ok ? [] : bridgeResult.errors), ...(agentResult.ok ? [] : agentResult.errors)]),
+  ];
   const config = configOrReport('up', errors.length > 0 ? { ok: false, errors } : own);
   if (!config || !bridgeResult.ok || !agentResult.ok) return EXIT_USAGE;
   const bridgeConfig = bridgeResult.config;
@@ -182,9 +187,7 @@ export async function runUp(args: readonly string[]): Promise<number> {
   const http = bridgeConfig.http;
   const page = `http://${http.host === '0.0.0.0' ? 'localhost' : http.host}:${http.port}/`;
   process.stderr.write(
-    `\nhostpulse is up.\n  live view:  ${page}\n  broker:     mqtt://${config.MQTT_BIND}:${broker.port}${broker.wsPort ? `  (WebSocket ws://${config.MQTT_BIND}:${broker.wsPort})` : ''}\n` +
-      (broker.tlsPort ? `  TLS:        mqtts://${config.MQTT_BIND}:${broker.tlsPort}${config.MQTT_TLS_CA_FILE ? '  (client certificates required)' : ''}\n` : '') +
-      `  history:    ${bridgeConfig.influx ? `stored in ${new URL(bridgeConfig.influx.url).origin}` : 'NOT stored (no INFLUX_URL): the live view keeps the last hour in memory'}\n\n`,
+    `\nhostpulse is up.\n  live view:  ${page}\n  broker:     mqtt://${config.MQTT_BIND}:${broker.port}${broker.wsPort ? `  (WebSocket ws://${config.MQTT_BIND}:${broker.wsPort})` : ''}\n${broker.tlsPort ? `  TLS:        mqtts://${config.MQTT_BIND}:${broker.tlsPort}${config.MQTT_TLS_CA_FILE ? '  (client certificates required)' : ''}\n` : ''}  history:    ${bridgeConfig.influx ? `stored in ${new URL(bridgeConfig.influx.url).origin}` : 'NOT stored (no INFLUX_URL): the live view keeps the last hour in memory'}\n\n`,
   );
   logger.info({ signal: await signal }, 'stopping');
   return shutdown();

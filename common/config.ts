@@ -108,7 +108,9 @@ export function required() {
 }
 
 export function oneOf<const T extends readonly [string, ...string[]]>(values: T, defaultValue: T[number]) {
-  return z.enum(values as unknown as [T[number], ...T[number][]], { errorMap: () => ({ message: `must be one of ${values.join(', ')}` }) }).default(defaultValue as never);
+  return z
+    .enum(values as unknown as [T[number], ...T[number][]], { errorMap: () => ({ message: `must be one of ${values.join(', ')}` }) })
+    .default(defaultValue as never);
 }
 
 export const logLevel = () => oneOf(LOG_LEVELS, 'info');
@@ -132,11 +134,7 @@ export function allowedHosts() {
 export type CrossCheck<T> = (config: T) => readonly string[];
 
 /** Parses the variables a schema names out of `env`; all problems at once, one line each. */
-export function parseConfig<S extends z.AnyZodObject>(
-  schema: S,
-  env: Env,
-  crossCheck?: CrossCheck<z.output<S>>,
-): ConfigResult<z.output<S>> {
+export function parseConfig<S extends z.AnyZodObject>(schema: S, env: Env, crossCheck?: CrossCheck<z.output<S>>): ConfigResult<z.output<S>> {
   const input: Record<string, string> = {};
   for (const key of Object.keys(schema.shape)) {
     const value = env[key];

@@ -73,11 +73,16 @@ export function metricsRoute(text: () => string, next?: RouteHandler): RouteHand
 export function httpMetricsText(prefix: string, server: HealthServer | undefined): string {
   if (!server) return '';
   return new PrometheusText()
-    .counter(`${prefix}_http_refused_total`, 'HTTP connections and requests refused, by reason: max_connections (HTTP_MAX_CONNECTIONS), host and origin (not in HTTP_ALLOWED_HOSTS).', server.refused)
+    .counter(
+      `${prefix}_http_refused_total`,
+      'HTTP connections and requests refused, by reason: max_connections (HTTP_MAX_CONNECTIONS), host and origin (not in HTTP_ALLOWED_HOSTS).',
+      server.refused,
+    )
     .toString();
 }
 
-const isLoopback = (address: string | undefined): boolean => address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
+const isLoopback = (address: string | undefined): boolean =>
+  address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
 
 const TEXT = { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' } as const;
 
@@ -99,13 +104,23 @@ export async function startHealthServer(
       req.socket.setTimeout(IDLE_TIMEOUT_MS);
       if (allowed && !allowed.host(req.headers.host)) {
         refused.host++;
-        warnings.warn('host', { host: req.headers.host?.slice(0, 100), url: req.url?.slice(0, 100) }, 'request refused: its Host is not allowed (HTTP_ALLOWED_HOSTS)');
-        res.writeHead(421, { ...TEXT, connection: 'close' }).end(`Host "${req.headers.host?.slice(0, 100)}" is not served here: open this by IP address, localhost, or a name listed in HTTP_ALLOWED_HOSTS\n`);
+        warnings.warn(
+          'host',
+          { host: req.headers.host?.slice(0, 100), url: req.url?.slice(0, 100) },
+          'request refused: its Host is not allowed (HTTP_ALLOWED_HOSTS)',
+        );
+        res
+          .writeHead(421, { ...TEXT, connection: 'close' })
+          .end(`Host "${req.headers.host?.slice(0, 100)}" is not served here: open this by IP address, localhost, or a name listed in HTTP_ALLOWED_HOSTS\n`);
         return;
       }
       if (allowed && !allowed.origin(req.headers.origin)) {
         refused.origin++;
-        warnings.warn('origin', { origin: req.headers.origin?.slice(0, 100), url: req.url?.slice(0, 100) }, 'request refused: its Origin is not allowed (HTTP_ALLOWED_HOSTS)');
+        warnings.warn(
+          'origin',
+          { origin: req.headers.origin?.slice(0, 100), url: req.url?.slice(0, 100) },
+          'request refused: its Origin is not allowed (HTTP_ALLOWED_HOSTS)',
+        );
         res.writeHead(403, { ...TEXT, connection: 'close' }).end('requests from other web pages are not answered here (Origin not in HTTP_ALLOWED_HOSTS)\n');
         return;
       }

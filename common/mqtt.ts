@@ -186,8 +186,7 @@ export class MqttConnection {
     this.client.on('connect', (connack) => {
       if (this.attempts > 0) {
         this.logger.info({ url: safeUrl(settings.url), attempts: this.attempts, sessionPresent: connack.sessionPresent }, 'broker connection restored');
-      }
-      else this.logger.info({ url: safeUrl(settings.url), sessionPresent: connack.sessionPresent }, 'connected to broker');
+      } else this.logger.info({ url: safeUrl(settings.url), sessionPresent: connack.sessionPresent }, 'connected to broker');
       this.attempts = 0;
       this.lastError = undefined;
       this.client.options.reconnectPeriod = settings.reconnect ? backoffDelay(0, RECONNECT_BACKOFF) : 0;
@@ -234,7 +233,10 @@ export class MqttConnection {
       this.ackFailures++;
       if (this.ackFailures <= 3 || this.ackFailures % 10 === 0) {
         const err = error instanceof Error ? error.message : String(error);
-        this.logger.error({ err, failures: this.ackFailures }, 'could not keep the messages received: dropping the connection unacknowledged, the broker will deliver them again');
+        this.logger.error(
+          { err, failures: this.ackFailures },
+          'could not keep the messages received: dropping the connection unacknowledged, the broker will deliver them again',
+        );
       }
       socket.destroy();
       return;
@@ -282,9 +284,7 @@ export class MqttConnection {
   /** Publishes; for QoS 1 resolves when the broker has acknowledged. */
   publish(topic: string, payload: string, options: { qos: 0 | 1; retain?: boolean }): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.client.publish(topic, payload, { qos: options.qos, retain: options.retain ?? false }, (error) =>
-        error ? reject(error) : resolve(),
-      );
+      this.client.publish(topic, payload, { qos: options.qos, retain: options.retain ?? false }, (error) => (error ? reject(error) : resolve()));
     });
   }
 

@@ -80,7 +80,10 @@ export function openQueueState(dir: string): QueueState {
     const m = SEGMENT_FILE.exec(f);
     if (!m) continue;
     const n = Number(m[1]);
-    if (found.has(n)) throw new Error(`queue directory ${dir} holds two segments numbered ${n} (${segmentFile(n, true)} and ${segmentFile(n, false)}): remove the one that does not belong`);
+    if (found.has(n))
+      throw new Error(
+        `queue directory ${dir} holds two segments numbered ${n} (${segmentFile(n, true)} and ${segmentFile(n, false)}): remove the one that does not belong`,
+      );
     found.set(n, m[2] === undefined);
   }
   const numbers = [...found.keys()].sort((a, b) => a - b);
@@ -125,7 +128,9 @@ export function openQueueState(dir: string): QueueState {
       if (cursor.offset > d.length) {
         committed = { segment: cursor.segment, offset: boundaryAtOrBefore(d, d.length) };
         expectSeq = cursor.seq;
-        notes.push(`cursor beyond the end of segment ${cursor.segment} (offset ${cursor.offset} of ${d.length} bytes: a power loss?): moved back to ${committed.offset}`);
+        notes.push(
+          `cursor beyond the end of segment ${cursor.segment} (offset ${cursor.offset} of ${d.length} bytes: a power loss?): moved back to ${committed.offset}`,
+        );
       } else if (boundaryAtOrBefore(d, cursor.offset) !== cursor.offset) {
         committed = { segment: cursor.segment, offset: boundaryAtOrBefore(d, cursor.offset) };
         notes.push(`cursor inside a record of segment ${cursor.segment} (offset ${cursor.offset}): moved back to ${committed.offset}, replaying that record`);
@@ -151,7 +156,8 @@ export function openQueueState(dir: string): QueueState {
   if (cursor?.durable !== undefined && cursor.durable > highest) {
     truncated = cursor.durable - Math.max(highest, (cursor.seq ?? 1) - 1);
     accountedThrough = cursor.durable;
-    if (truncated > 0) notes.push(`${truncated} entries written before the last stop are no longer on disk (a segment cut short or missing): counted as truncated`);
+    if (truncated > 0)
+      notes.push(`${truncated} entries written before the last stop are no longer on disk (a segment cut short or missing): counted as truncated`);
   }
   const nextSeq = Math.max(highest, cursor?.durable ?? 0, (cursor?.seq ?? 1) - 1) + 1;
 

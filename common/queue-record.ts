@@ -88,7 +88,12 @@ export type CursorRead = { readonly state: 'absent' } | { readonly state: 'bad';
 const count = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 export function encodeCursor(c: Cursor): string {
-  const fields = JSON.stringify({ segment: c.segment, offset: c.offset, ...(c.seq !== undefined ? { seq: c.seq } : {}), ...(c.durable !== undefined ? { durable: c.durable } : {}) });
+  const fields = JSON.stringify({
+    segment: c.segment,
+    offset: c.offset,
+    ...(c.seq !== undefined ? { seq: c.seq } : {}),
+    ...(c.durable !== undefined ? { durable: c.durable } : {}),
+  });
   return `${fields.slice(0, -1)},"crc":"${hex(crc32(Buffer.from(fields)))}"}`;
 }
 
@@ -102,7 +107,8 @@ export function decodeCursor(text: string | undefined): CursorRead {
     return { state: 'bad', why: 'not JSON' };
   }
   if (typeof c !== 'object' || c === null) return { state: 'bad', why: 'not an object' };
-  if (!count(c.segment) || c.segment < 1 || !count(c.offset)) return { state: 'bad', why: `segment ${String(c.segment)} offset ${String(c.offset)} out of range` };
+  if (!count(c.segment) || c.segment < 1 || !count(c.offset))
+    return { state: 'bad', why: `segment ${String(c.segment)} offset ${String(c.offset)} out of range` };
   if (c.seq !== undefined && !count(c.seq)) return { state: 'bad', why: 'bad seq' };
   if (c.durable !== undefined && !count(c.durable)) return { state: 'bad', why: 'bad durable' };
   const cursor: Cursor = { segment: c.segment, offset: c.offset, seq: c.seq, durable: c.durable };

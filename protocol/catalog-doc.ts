@@ -24,9 +24,5 @@ export function metricTableMarkdown(): string {
     ([name, spec]) =>
       `| \`${TOPIC_ROOT}/<host>/${name}\` | ${spec.unit || '—'} | ${bound(spec.min, spec.unit)} – ${bound(spec.max, spec.unit)} | ${spec.description} | ${homeAssistant(spec)} | ${storage(spec)} |`,
   );
-  return [
-    '| topic | unit | valid range | meaning | Home Assistant | InfluxDB measurement.field |',
-    '|---|---|---|---|---|---|',
-    ...rows,
-  ].join('\n');
+  return ['| topic | unit | valid range | meaning | Home Assistant | InfluxDB measurement.field |', '|---|---|---|---|---|---|', ...rows].join('\n');
 }

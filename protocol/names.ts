@@ -71,7 +71,7 @@ export interface ResolvedMetric {
 
 const INSTANCE_PATTERNS = {
   '{n}': '(0|[1-9][0-9]?)',
-  '{name}': `([a-z0-9]+(?:_[a-z0-9]+)*)`,
+  '{name}': '([a-z0-9]+(?:_[a-z0-9]+)*)',
 } as const;
 
 interface TemplateMatcher {

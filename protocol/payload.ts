@@ -8,15 +8,7 @@
  *
  * Decoding never throws: it returns the sample or the reason it was rejected.
  */
-import {
-  AVAILABILITY,
-  OFFLINE,
-  ONLINE,
-  TOPIC_ROOT,
-  isValidHost,
-  resolveMetric,
-  type ResolvedMetric,
-} from './names.js';
+import { AVAILABILITY, OFFLINE, ONLINE, TOPIC_ROOT, isValidHost, resolveMetric, type ResolvedMetric } from './names.js';
 
 export interface SamplePayload {
   readonly value: number;

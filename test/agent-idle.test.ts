@@ -39,18 +39,22 @@ async function loopWakeups(pid: number, seconds: number): Promise<number> {
 describe('an idle agent', () => {
   const servers = useBroker();
 
-  it.skipIf(!hasStrace)('wakes a few times per round, not every second (strace of the event loop over whole rounds)', async () => {
-    const seen = await capture(servers.broker.url, 'sensors/idle-pc/uptime');
-    const agent = runCli(['agent'], { MQTT_URL: servers.broker.url, SENSORS_HOST: 'idle-pc', SAMPLE_INTERVAL: '5s' });
-    // Past start-up (discovery's settling, V8's first clean-ups): 4 rounds.
-    await waitFor('4 rounds', () => (seen.messages.length >= 4 ? true : undefined), 60_000);
-    const before = seen.messages.length;
-    const wakeups = await loopWakeups(agent.child.pid as number, 20);
-    const rounds = seen.messages.length - before;
-    expect(rounds).toBeGreaterThanOrEqual(3);
-    // 3 to 4 per round here; with the one-second polls it was 16.
-    expect(wakeups / rounds).toBeLessThanOrEqual(6);
-    expect(await agent.stop()).toBe(0);
-    await seen.close();
-  }, 90_000);
+  it.skipIf(!hasStrace)(
+    'wakes a few times per round, not every second (strace of the event loop over whole rounds)',
+    async () => {
+      const seen = await capture(servers.broker.url, 'sensors/idle-pc/uptime');
+      const agent = runCli(['agent'], { MQTT_URL: servers.broker.url, SENSORS_HOST: 'idle-pc', SAMPLE_INTERVAL: '5s' });
+      // Past start-up (discovery's settling, V8's first clean-ups): 4 rounds.
+      await waitFor('4 rounds', () => (seen.messages.length >= 4 ? true : undefined), 60_000);
+      const before = seen.messages.length;
+      const wakeups = await loopWakeups(agent.child.pid as number, 20);
+      const rounds = seen.messages.length - before;
+      expect(rounds).toBeGreaterThanOrEqual(3);
+      // 3 to 4 per round here; with the one-second polls it was 16.
+      expect(wakeups / rounds).toBeLessThanOrEqual(6);
+      expect(await agent.stop()).toBe(0);
+      await seen.close();
+    },
+    90_000,
+  );
 });

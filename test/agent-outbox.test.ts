@@ -20,7 +20,10 @@ const servers = useBroker();
 describe('outbox bounds', () => {
   /** A round of 100 samples of about 100 bytes each, numbered from `index * 100`. */
   const round = (host: string, index: number): { topic: string; payload: string }[] =>
-    Array.from({ length: 100 }, (_, i) => ({ topic: `sensors/${host}/cpu_usage`, payload: JSON.stringify({ value: i, ts: index, unit: '%', seq: index * 100 + i, pad: 'x'.repeat(40) }) }));
+    Array.from({ length: 100 }, (_, i) => ({
+      topic: `sensors/${host}/cpu_usage`,
+      payload: JSON.stringify({ value: i, ts: index, unit: '%', seq: index * 100 + i, pad: 'x'.repeat(40) }),
+    }));
   const seqs = (messages: readonly { payload: string }[]): number[] => messages.map((m) => (JSON.parse(m.payload) as { seq: number }).seq);
 
   /** An outbox on a real broker connection, filled while not yet started (as while the broker is away). */

@@ -25,7 +25,10 @@ async function roundsStored(host: string): Promise<number[]> {
 
 /** The rounds an agent logged as queued (each is on disk once logged). */
 function roundsQueued(agent: Running): number[] {
-  return agent.logs().filter((l) => l.msg === 'round sampled').map((l) => l['ts'] as number);
+  return agent
+    .logs()
+    .filter((l) => l.msg === 'round sampled')
+    .map((l) => l['ts'] as number);
 }
 
 async function metric(port: number, name: string): Promise<number> {
@@ -38,7 +41,13 @@ describe('agent outbox on real servers', () => {
   it('delivers every round taken while the broker was down, across a restart and a SIGKILL, each with its own time', async () => {
     const host = 'queue-pc';
     const queueDir = mkdtempSync(join(tmpdir(), 'hostpulse-agent-queue-'));
-    const bridge = runCli(['bridge'], { MQTT_URL: servers.broker.url, INFLUX_API: '1', INFLUX_URL: servers.influx.url, INFLUX_DATABASE: 'hp', FLUSH_INTERVAL: '100ms' });
+    const bridge = runCli(['bridge'], {
+      MQTT_URL: servers.broker.url,
+      INFLUX_API: '1',
+      INFLUX_URL: servers.influx.url,
+      INFLUX_DATABASE: 'hp',
+      FLUSH_INTERVAL: '100ms',
+    });
     await bridge.waitForLog((l) => l.msg === 'subscribed');
     const env = { MQTT_URL: servers.broker.url, SENSORS_HOST: host, SAMPLE_INTERVAL: '1s', QUEUE_DIR: queueDir, LOG_LEVEL: 'debug', HA_DISCOVERY: 'false' };
     const first = runCli(['agent', '--replay', LAPTOP], env);

@@ -30,7 +30,15 @@ afterAll(async () => {
 });
 
 it('publishes and stores with logins', async () => {
-  const bridge = runCli(['bridge'], { MQTT_URL: broker.url, MQTT_USERNAME: 'bridge', MQTT_PASSWORD: 'bridge-secret', INFLUX_API: '1', INFLUX_URL: influx.url, INFLUX_DATABASE: 'hp', FLUSH_INTERVAL: '100ms' });
+  const bridge = runCli(['bridge'], {
+    MQTT_URL: broker.url,
+    MQTT_USERNAME: 'bridge',
+    MQTT_PASSWORD: 'bridge-secret',
+    INFLUX_API: '1',
+    INFLUX_URL: influx.url,
+    INFLUX_DATABASE: 'hp',
+    FLUSH_INTERVAL: '100ms',
+  });
   await bridge.waitForLog((l) => l.msg === 'subscribed');
   const run = await execCli(['agent', '--once', '--host', 'pc-1'], { MQTT_URL: broker.url, MQTT_USERNAME: 'pc-1', MQTT_PASSWORD: 'agent-secret' });
   expect(run.code, run.stderr).toBe(0);
@@ -48,7 +56,14 @@ it.each([
 });
 
 it('a refused bridge keeps retrying with the reason in its log, not a crash', async () => {
-  const bridge = runCli(['bridge'], { MQTT_URL: broker.url, MQTT_USERNAME: 'bridge', MQTT_PASSWORD: 'wrong', INFLUX_API: '1', INFLUX_URL: influx.url, INFLUX_DATABASE: 'hp' });
+  const bridge = runCli(['bridge'], {
+    MQTT_URL: broker.url,
+    MQTT_USERNAME: 'bridge',
+    MQTT_PASSWORD: 'wrong',
+    INFLUX_API: '1',
+    INFLUX_URL: influx.url,
+    INFLUX_DATABASE: 'hp',
+  });
   const line = await bridge.waitForLog((l) => l.msg === 'broker unreachable, retrying' && l['attempt'] === 2);
   expect(line['reason']).toMatch(/broker refused the connection: (not authorized|bad user name or password)/);
   expect(bridge.child.exitCode).toBeNull();

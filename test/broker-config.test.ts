@@ -22,7 +22,10 @@ let wsPort: number;
 let alice: string;
 
 let clients = 0;
-function client(login: { username?: string; password?: string }, options: { clean?: boolean; clientId?: string; onMessage?: (t: string, p: Buffer) => void; url?: string } = {}) {
+function client(
+  login: { username?: string; password?: string },
+  options: { clean?: boolean; clientId?: string; onMessage?: (t: string, p: Buffer) => void; url?: string } = {},
+) {
   return new MqttConnection(
     {
       url: options.url ?? `mqtt://127.0.0.1:${port}`,
@@ -35,7 +38,6 @@ function client(login: { username?: string; password?: string }, options: { clea
     captureLogger('acl').logger,
   );
 }
-
 
 const bridgeLogin = { username: 'hostpulse_bridge', password: SERVICES.MQTT_BRIDGE_PASSWORD };
 const readerLogin = { username: 'hostpulse_reader', password: SERVICES.MQTT_READER_PASSWORD };
@@ -170,8 +172,14 @@ describe('access rules', () => {
     await publish(readerB, 'homeassistant/status', 'online'); // allowed: Home Assistant's birth message
     await waitFor('the allowed messages', () => (reader.received.length >= 2 && aliceSession.received.length >= 2 ? true : undefined));
     await new Promise((r) => setTimeout(r, 300));
-    expect(reader.received.map((m) => `${m.topic}=${m.payload}`)).toEqual(['homeassistant/sensor/alice/cpu_temp/config={"ok":1}', 'homeassistant/status=online']);
-    expect(aliceSession.received.map((m) => `${m.topic}=${m.payload}`)).toEqual(['homeassistant/sensor/alice/cpu_temp/config={"ok":1}', 'homeassistant/status=online']);
+    expect(reader.received.map((m) => `${m.topic}=${m.payload}`)).toEqual([
+      'homeassistant/sensor/alice/cpu_temp/config={"ok":1}',
+      'homeassistant/status=online',
+    ]);
+    expect(aliceSession.received.map((m) => `${m.topic}=${m.payload}`)).toEqual([
+      'homeassistant/sensor/alice/cpu_temp/config={"ok":1}',
+      'homeassistant/status=online',
+    ]);
     // An agent cannot read another agent's configs.
     const bobReads = await listener({ username: 'bob', password: 'bob-password-123' }, 'homeassistant/#');
     await new Promise((r) => setTimeout(r, 300));
@@ -183,7 +191,10 @@ describe('access rules', () => {
   it('runs an agent with Home Assistant discovery under its own login, the reader seeing its configs', async () => {
     const reader = await listener(readerLogin, 'homeassistant/#');
     const run = runCli(['agent', '--host', 'alice', '--replay', join(ROOT, 'test/fixtures/machines/linux-laptop.json')], {
-      MQTT_URL: `mqtt://127.0.0.1:${port}`, MQTT_USERNAME: 'alice', MQTT_PASSWORD: alice, SAMPLE_INTERVAL: '1s',
+      MQTT_URL: `mqtt://127.0.0.1:${port}`,
+      MQTT_USERNAME: 'alice',
+      MQTT_PASSWORD: alice,
+      SAMPLE_INTERVAL: '1s',
     });
     try {
       const synced = await run.waitForLog((l) => l.msg === 'discovery configs in step');
@@ -207,7 +218,22 @@ describe('access rules', () => {
     const out = await new Promise<string>((resolve, reject) =>
       execFile(
         'mosquitto_sub',
-        ['-h', '127.0.0.1', '-p', String(port), '-u', 'hostpulse_health', '-P', SERVICES.MQTT_HEALTHCHECK_PASSWORD, '-t', '$SYS/broker/uptime', '-C', '1', '-W', '3'],
+        [
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(port),
+          '-u',
+          'hostpulse_health',
+          '-P',
+          SERVICES.MQTT_HEALTHCHECK_PASSWORD,
+          '-t',
+          '$SYS/broker/uptime',
+          '-C',
+          '1',
+          '-W',
+          '3',
+        ],
         (error, stdout) => (error ? reject(error) : resolve(stdout)),
       ),
     );

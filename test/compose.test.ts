@@ -34,7 +34,16 @@ const text = readFileSync(file, 'utf8');
 const compose = parse(text, { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 const services = compose.services;
 const envExample = readFileSync(join(ROOT, '.env.example'), 'utf8');
-const SECRETS = ['MQTT_BRIDGE_PASSWORD', 'MQTT_READER_PASSWORD', 'MQTT_HEALTHCHECK_PASSWORD', 'INFLUX_ADMIN_PASSWORD', 'INFLUX_ADMIN_TOKEN', 'INFLUX_BRIDGE_PASSWORD', 'INFLUX_GRAFANA_PASSWORD', 'GRAFANA_ADMIN_PASSWORD'];
+const SECRETS = [
+  'MQTT_BRIDGE_PASSWORD',
+  'MQTT_READER_PASSWORD',
+  'MQTT_HEALTHCHECK_PASSWORD',
+  'INFLUX_ADMIN_PASSWORD',
+  'INFLUX_ADMIN_TOKEN',
+  'INFLUX_BRIDGE_PASSWORD',
+  'INFLUX_GRAFANA_PASSWORD',
+  'GRAFANA_ADMIN_PASSWORD',
+];
 /** Long-running services: everything but one-shot jobs. */
 const longRunning = Object.entries(services).filter(([, s]) => s.restart !== 'no');
 
@@ -70,7 +79,10 @@ describe('validators', () => {
 
   it('matches the current compose-spec schema', () => {
     // The schema as dclint bundles it; its "$schema" names draft-07 by an https address Ajv does not know.
-    const { $schema: _, ...schema } = JSON.parse(readFileSync(join(ROOT, 'node_modules/dclint/schemas/compose.schema.json'), 'utf8')) as Record<string, unknown>;
+    const { $schema: _, ...schema } = JSON.parse(readFileSync(join(ROOT, 'node_modules/dclint/schemas/compose.schema.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     const ajv = new Ajv({ strict: false, allErrors: true });
     const validate = ajv.compile(schema);
     const ok = validate(compose);
@@ -112,7 +124,9 @@ describe('review checklist', () => {
   });
 
   it('keeps data in named volumes, declared once', () => {
-    const used = Object.values(services).flatMap((s) => (s.volumes ?? []).map((v) => v.split(':')[0] ?? '').filter((v) => !v.startsWith('.') && !v.startsWith('/')));
+    const used = Object.values(services).flatMap((s) =>
+      (s.volumes ?? []).map((v) => v.split(':')[0] ?? '').filter((v) => !v.startsWith('.') && !v.startsWith('/')),
+    );
     expect(new Set(used)).toEqual(new Set(Object.keys(compose.volumes)));
   });
 
@@ -122,7 +136,10 @@ describe('review checklist', () => {
       const dir = service?.environment?.['QUEUE_DIR'];
       expect(dir, name).toMatch(/^\//);
       const mounts = (service?.volumes ?? []).map((v) => v.split(':')).filter(([from]) => from !== undefined && /^[a-z]/.test(from));
-      expect(mounts.some(([, to]) => to !== undefined && (dir === to || dir?.startsWith(`${to}/`))), name).toBe(true);
+      expect(
+        mounts.some(([, to]) => to !== undefined && (dir === to || dir?.startsWith(`${to}/`))),
+        name,
+      ).toBe(true);
     }
   });
 
@@ -153,10 +170,18 @@ describe('review checklist', () => {
     expect(script).toMatch(new RegExp(`--username ${grafana['GRAFANA_INFLUX_USERNAME']} \\\\\\n.*--read-bucket`));
     expect(script).not.toMatch(/--read-bucket[^\n]*\n[^\n]*hostpulse_bridge|hostpulse_bridge[\s\S]{0,120}--read-bucket/);
     const influx = services['influxdb']?.environment ?? {};
-    for (const variable of ['DOCKER_INFLUXDB_INIT_MODE', 'DOCKER_INFLUXDB_INIT_USERNAME', 'DOCKER_INFLUXDB_INIT_PASSWORD', 'DOCKER_INFLUXDB_INIT_ORG', 'DOCKER_INFLUXDB_INIT_BUCKET']) {
+    for (const variable of [
+      'DOCKER_INFLUXDB_INIT_MODE',
+      'DOCKER_INFLUXDB_INIT_USERNAME',
+      'DOCKER_INFLUXDB_INIT_PASSWORD',
+      'DOCKER_INFLUXDB_INIT_ORG',
+      'DOCKER_INFLUXDB_INIT_BUCKET',
+    ]) {
       expect(influx[variable], variable).toBeDefined();
     }
-    expect(services['influxdb']?.volumes).toEqual(expect.arrayContaining([expect.stringMatching(/:\/var\/lib\/influxdb2$/), expect.stringMatching(/:\/etc\/influxdb2$/)]));
+    expect(services['influxdb']?.volumes).toEqual(
+      expect.arrayContaining([expect.stringMatching(/:\/var\/lib\/influxdb2$/), expect.stringMatching(/:\/etc\/influxdb2$/)]),
+    );
   });
 
   it('logs the bridge and the healthcheck into the broker with the service logins of the ACL', () => {
@@ -175,7 +200,9 @@ describe('review checklist', () => {
 
   it('mounts Grafana provisioning read-only and points the home dashboard at a provisioned file', () => {
     const g = services['grafana'];
-    expect(g?.volumes).toEqual(expect.arrayContaining(['./grafana/provisioning:/etc/grafana/provisioning:ro', './grafana/dashboards:/var/lib/grafana/dashboards:ro']));
+    expect(g?.volumes).toEqual(
+      expect.arrayContaining(['./grafana/provisioning:/etc/grafana/provisioning:ro', './grafana/dashboards:/var/lib/grafana/dashboards:ro']),
+    );
     const home = g?.environment?.['GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH'] ?? '';
     expect(existsSync(join(ROOT, home.replace('/var/lib/grafana/dashboards', 'grafana/dashboards')))).toBe(true);
     expect(g?.environment?.['GF_AUTH_ANONYMOUS_ENABLED']).toBe('false');

@@ -34,7 +34,29 @@ const fixture = (name: string): string => new URL(`${name}.json`, FIXTURES).path
 // ---- Home Assistant's schema, as far as hostpulse's configs touch it ----------------------------
 
 const DISCOVERY_TOPIC = /^(?<prefix>[^/]+)\/(?<component>\w+)\/(?<node>[a-zA-Z0-9_-]+)\/(?<object>[a-zA-Z0-9_-]+)\/config$/;
-const INFORMATION = ['bit', 'kbit', 'Mbit', 'Gbit', 'B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB', 'ZiB', 'YiB'];
+const INFORMATION = [
+  'bit',
+  'kbit',
+  'Mbit',
+  'Gbit',
+  'B',
+  'kB',
+  'MB',
+  'GB',
+  'TB',
+  'PB',
+  'EB',
+  'ZB',
+  'YB',
+  'KiB',
+  'MiB',
+  'GiB',
+  'TiB',
+  'PiB',
+  'EiB',
+  'ZiB',
+  'YiB',
+];
 const DATA_RATE = ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s', 'B/s', 'kB/s', 'MB/s', 'GB/s', 'KiB/s', 'MiB/s', 'GiB/s'];
 const ALL_STATE_CLASSES = ['measurement', 'total', 'total_increasing'];
 /** DEVICE_CLASS_UNITS and DEVICE_CLASS_STATE_CLASSES for the sensor device classes a PC can have. */
@@ -47,19 +69,78 @@ const SENSOR_CLASSES: Record<string, { units: readonly string[]; stateClasses: r
   duration: { units: ['d', 'h', 'min', 's', 'ms'], stateClasses: ALL_STATE_CLASSES },
 };
 const BINARY_CLASSES = [
-  'battery', 'battery_charging', 'carbon_monoxide', 'cold', 'connectivity', 'door', 'garage_door', 'gas', 'heat', 'light', 'lock',
-  'moisture', 'motion', 'moving', 'occupancy', 'opening', 'plug', 'power', 'presence', 'problem', 'running', 'safety', 'smoke',
-  'sound', 'tamper', 'update', 'vibration', 'window',
+  'battery',
+  'battery_charging',
+  'carbon_monoxide',
+  'cold',
+  'connectivity',
+  'door',
+  'garage_door',
+  'gas',
+  'heat',
+  'light',
+  'lock',
+  'moisture',
+  'motion',
+  'moving',
+  'occupancy',
+  'opening',
+  'plug',
+  'power',
+  'presence',
+  'problem',
+  'running',
+  'safety',
+  'smoke',
+  'sound',
+  'tamper',
+  'update',
+  'vibration',
+  'window',
 ];
 const COMMON_KEYS = [
-  'name', 'unique_id', 'state_topic', 'value_template', 'device_class', 'expire_after', 'force_update', 'availability_topic',
-  'payload_available', 'payload_not_available', 'availability', 'availability_mode', 'availability_template', 'entity_category',
-  'device', 'origin', 'icon', 'qos', 'enabled_by_default', 'json_attributes_topic', 'json_attributes_template', 'encoding',
-  'object_id', 'default_entity_id', 'entity_picture',
+  'name',
+  'unique_id',
+  'state_topic',
+  'value_template',
+  'device_class',
+  'expire_after',
+  'force_update',
+  'availability_topic',
+  'payload_available',
+  'payload_not_available',
+  'availability',
+  'availability_mode',
+  'availability_template',
+  'entity_category',
+  'device',
+  'origin',
+  'icon',
+  'qos',
+  'enabled_by_default',
+  'json_attributes_topic',
+  'json_attributes_template',
+  'encoding',
+  'object_id',
+  'default_entity_id',
+  'entity_picture',
 ];
 const SENSOR_KEYS = new Set([...COMMON_KEYS, 'unit_of_measurement', 'state_class', 'suggested_display_precision', 'last_reset_value_template', 'options']);
 const BINARY_KEYS = new Set([...COMMON_KEYS, 'payload_on', 'payload_off', 'off_delay']);
-const DEVICE_KEYS = new Set(['identifiers', 'connections', 'name', 'manufacturer', 'model', 'model_id', 'sw_version', 'hw_version', 'serial_number', 'suggested_area', 'configuration_url', 'via_device']);
+const DEVICE_KEYS = new Set([
+  'identifiers',
+  'connections',
+  'name',
+  'manufacturer',
+  'model',
+  'model_id',
+  'sw_version',
+  'hw_version',
+  'serial_number',
+  'suggested_area',
+  'configuration_url',
+  'via_device',
+]);
 const ORIGIN_KEYS = new Set(['name', 'sw_version', 'support_url']);
 
 type Config = Record<string, unknown>;
@@ -81,7 +162,8 @@ function schemaProblems(topic: string, config: Config): string[] {
     if (key in config && !isString(config[key])) problem(`${key} must be a string`);
   }
   if ('availability_topic' in config && !isTopic(config['availability_topic'])) problem('availability_topic must be a topic');
-  if ('expire_after' in config && !(isNonNegativeInt(config['expire_after']) && (config['expire_after'] as number) > 0)) problem('expire_after must be a positive integer');
+  if ('expire_after' in config && !(isNonNegativeInt(config['expire_after']) && (config['expire_after'] as number) > 0))
+    problem('expire_after must be a positive integer');
   if ('entity_category' in config && config['entity_category'] !== 'diagnostic') problem('entity_category of a sensor must be diagnostic');
   const device = config['device'] as Config | undefined;
   if (typeof device !== 'object' || device === null) problem('device block missing');
@@ -89,7 +171,8 @@ function schemaProblems(topic: string, config: Config): string[] {
     for (const key of Object.keys(device)) if (!DEVICE_KEYS.has(key)) problem(`unknown device key ${key}`);
     const ids = device['identifiers'];
     if (!Array.isArray(ids) || ids.length === 0 || !ids.every(isString)) problem('device.identifiers must be a list of strings');
-    for (const key of ['name', 'manufacturer', 'model', 'sw_version', 'hw_version']) if (key in device && !isString(device[key])) problem(`device.${key} must be a string`);
+    for (const key of ['name', 'manufacturer', 'model', 'sw_version', 'hw_version'])
+      if (key in device && !isString(device[key])) problem(`device.${key} must be a string`);
   }
   const origin = config['origin'] as Config | undefined;
   if (typeof origin !== 'object' || origin === null || !isString(origin['name'])) problem('origin.name is required');
@@ -102,11 +185,13 @@ function schemaProblems(topic: string, config: Config): string[] {
       if (!allowed) problem(`device_class ${String(dc)} is not a sensor class this test knows`);
       else {
         if (!allowed.units.includes(unit as string)) problem(`unit ${String(unit)} is not allowed for device_class ${String(dc)}`);
-        if (config['state_class'] !== undefined && !allowed.stateClasses.includes(config['state_class'] as string)) problem(`state_class ${String(config['state_class'])} not allowed for ${String(dc)}`);
+        if (config['state_class'] !== undefined && !allowed.stateClasses.includes(config['state_class'] as string))
+          problem(`state_class ${String(config['state_class'])} not allowed for ${String(dc)}`);
       }
     }
     if (!ALL_STATE_CLASSES.includes(config['state_class'] as string)) problem(`state_class must be one of ${ALL_STATE_CLASSES.join(', ')}`);
-    if ('suggested_display_precision' in config && !isNonNegativeInt(config['suggested_display_precision'])) problem('suggested_display_precision must be a whole number ≥ 0');
+    if ('suggested_display_precision' in config && !isNonNegativeInt(config['suggested_display_precision']))
+      problem('suggested_display_precision must be a whole number ≥ 0');
     if (unit !== undefined && !isString(unit)) problem('unit_of_measurement must be a non-empty string');
   } else if (dc !== undefined && !BINARY_CLASSES.includes(dc as string)) problem(`device_class ${String(dc)} is not a binary_sensor class`);
   return problems;
@@ -180,7 +265,16 @@ describe('the schema check of this test', () => {
   it('finds what Home Assistant would refuse', () => {
     const device = { identifiers: ['x'], name: 'x' };
     const origin = { name: 'hostpulse' };
-    const good = { name: 'CPU temperature', unique_id: 'u', state_topic: 'sensors/x/cpu_temp', device_class: 'temperature', unit_of_measurement: '°C', state_class: 'measurement', device, origin };
+    const good = {
+      name: 'CPU temperature',
+      unique_id: 'u',
+      state_topic: 'sensors/x/cpu_temp',
+      device_class: 'temperature',
+      unit_of_measurement: '°C',
+      state_class: 'measurement',
+      device,
+      origin,
+    };
     expect(schemaProblems('homeassistant/sensor/x/cpu_temp/config', good)).toEqual([]);
     expect(schemaProblems('homeassistant/sensor/x/cpu.temp/config', good)).toHaveLength(1);
     expect(schemaProblems('homeassistant/sensor/x/cpu_temp/config', { ...good, unit_of_measurement: '%' })).toHaveLength(1);
@@ -252,8 +346,16 @@ describe('Home Assistant discovery of recorded machines', () => {
     expect(laptop.get('homeassistant/binary_sensor/ha-laptop/battery_charging/config')).toMatchObject({ device_class: 'battery_charging' });
     expect(laptop.get('homeassistant/sensor/ha-laptop/battery_level/config')).toMatchObject({ device_class: 'battery', unit_of_measurement: '%' });
     const workstation = await retainedConfigs('ha-workstation');
-    expect(workstation.get('homeassistant/sensor/ha-workstation/gpu1_temp/config')).toMatchObject({ name: 'GPU 1 temperature', device_class: 'temperature', unit_of_measurement: '°C' });
-    expect(workstation.get('homeassistant/sensor/ha-workstation/uptime/config')).toMatchObject({ device_class: 'duration', unit_of_measurement: 's', entity_category: 'diagnostic' });
+    expect(workstation.get('homeassistant/sensor/ha-workstation/gpu1_temp/config')).toMatchObject({
+      name: 'GPU 1 temperature',
+      device_class: 'temperature',
+      unit_of_measurement: '°C',
+    });
+    expect(workstation.get('homeassistant/sensor/ha-workstation/uptime/config')).toMatchObject({
+      device_class: 'duration',
+      unit_of_measurement: 's',
+      entity_category: 'diagnostic',
+    });
   });
 
   it('publishes each config before the first sample of its metric', () => {
@@ -278,17 +380,17 @@ describe('Home Assistant discovery of recorded machines', () => {
     const from = all.messages.length;
     const sentAt = Date.now();
     await mosquittoPub(broker.port, 'homeassistant/status', 'online');
-    const after = (): Captured[] => all.messages.slice(from);
+    const since = (): Captured[] => all.messages.slice(from);
     for (const [host, count] of counts) {
-      await waitFor(`every config of ${host} again`, () => (configsOf(host, after()).length >= count ? true : undefined), 10_000);
+      await waitFor(`every config of ${host} again`, () => (configsOf(host, since()).length >= count ? true : undefined), 10_000);
     }
     await new Promise((r) => setTimeout(r, 300));
     for (const [host, count] of counts) {
-      const again = configsOf(host, after());
+      const again = configsOf(host, since());
       expect(again, host).toHaveLength(count); // each once
       expect(new Set(again.map((m) => m.topic)).size).toBe(count);
       expect(again.every((m) => m.at - sentAt <= 5000 + 1000)).toBe(true); // within the 0–5 s delay
-      expect(after().some((m) => m.topic === `sensors/${host}/availability` && m.payload === 'online')).toBe(true);
+      expect(since().some((m) => m.topic === `sensors/${host}/availability` && m.payload === 'online')).toBe(true);
     }
   });
 
@@ -313,7 +415,10 @@ describe('Home Assistant discovery of recorded machines', () => {
       ...recording,
       rounds: recording.rounds.map((r) => ({
         ...r,
-        nvidiaSmi: (r.nvidiaSmi ?? '').split('\n').filter((l) => !l.includes('00000000:02:00.0')).join('\n'),
+        nvidiaSmi: (r.nvidiaSmi ?? '')
+          .split('\n')
+          .filter((l) => !l.includes('00000000:02:00.0'))
+          .join('\n'),
         fsSize: r.fsSize.filter((fs) => fs.mount !== '/boot'),
       })),
     };
@@ -326,9 +431,16 @@ describe('Home Assistant discovery of recorded machines', () => {
     await waitFor('the removal', () => (run.logs().some((l) => l.msg.startsWith('removed discovery configs')) ? true : undefined), 20_000);
     await rounds(host, 2);
     const gone = [...before.keys()].filter((t) => /\/(gpu1_[a-z_]+|disk_boot_[a-z]+)\/config$/.test(t)).sort();
-    expect(gone).toEqual(expect.arrayContaining(['homeassistant/sensor/ha-workstation/gpu1_temp/config', 'homeassistant/sensor/ha-workstation/disk_boot_usage/config']));
+    expect(gone).toEqual(
+      expect.arrayContaining(['homeassistant/sensor/ha-workstation/gpu1_temp/config', 'homeassistant/sensor/ha-workstation/disk_boot_usage/config']),
+    );
     const published = configsOf(host, all.messages.slice(from));
-    expect(published.filter((m) => m.payload === '').map((m) => m.topic).sort()).toEqual(gone);
+    expect(
+      published
+        .filter((m) => m.payload === '')
+        .map((m) => m.topic)
+        .sort(),
+    ).toEqual(gone);
     expect(published.filter((m) => m.payload !== '')).toEqual([]);
     const after = await retainedConfigs(host);
     expect([...after.keys()].sort()).toEqual([...before.keys()].filter((t) => !gone.includes(t)).sort());
@@ -348,7 +460,11 @@ describe('discovery settings and reconnects', () => {
     expect(all.messages.some((m) => m.topic.startsWith('homeassistant/') && m.topic.includes('/ha-custom/'))).toBe(false);
     const from = all.messages.length;
     await mosquittoPub(broker.port, 'hass-test/status', 'online');
-    await waitFor('configs under hass-test again', () => (all.messages.slice(from).filter((m) => m.topic.startsWith('hass-test/')).length >= configs.size ? true : undefined), 10_000);
+    await waitFor(
+      'configs under hass-test again',
+      () => (all.messages.slice(from).filter((m) => m.topic.startsWith('hass-test/')).length >= configs.size ? true : undefined),
+      10_000,
+    );
     await Promise.all([off.stop(), custom.stop()]);
   });
 
@@ -383,10 +499,15 @@ describe('discovery settings and reconnects', () => {
 
   it('announces every config again when the PC resumes from sleep (the wall clock jumps)', async () => {
     const { logger } = captureLogger('resume');
-    const mqtt: MqttConnection = new MqttConnection({ url: broker.url, clientId: 'discovery-resume-test', clean: true, reconnect: false, onMessage: (t, p): void => discovery.handleMessage(t, p) }, logger);
+    const mqtt: MqttConnection = new MqttConnection(
+      { url: broker.url, clientId: 'discovery-resume-test', clean: true, reconnect: false, onMessage: (t, p): void => discovery.handleMessage(t, p) },
+      logger,
+    );
     const ctx = { host: 'ha-sleeper', prefix: 'homeassistant', intervalMs: 1000, device: deviceBlock('ha-sleeper', undefined), origin: originBlock() };
     const discovery: Discovery = new Discovery({ ctx, mqtt, logger, options: { settleMs: 300, birthDelayMaxMs: 0, vanishRounds: 3 } });
-    const sampler = new Sampler([{ name: 'fake', templates: ['cpu_usage'], collect: () => Promise.resolve([{ metric: 'cpu_usage', value: 5 }]) }], logger, { timeoutMs: 1000 });
+    const sampler = new Sampler([{ name: 'fake', templates: ['cpu_usage'], collect: () => Promise.resolve([{ metric: 'cpu_usage', value: 5 }]) }], logger, {
+      timeoutMs: 1000,
+    });
     let offset = 0;
     const agentLoop = new Agent({
       options: { host: 'ha-sleeper', intervalMs: 1000 },
@@ -406,10 +527,18 @@ describe('discovery settings and reconnects', () => {
     await waitFor('every config', () => (configsOf('ha-sleeper').length >= once.length ? true : undefined));
     await rounds('ha-sleeper', 2);
     // The online sensor, cpu_usage and the agent's own backlog and drops, once.
-    expect(configsOf('ha-sleeper').map((m) => m.topic.split('/')[3]).sort()).toEqual(once);
+    expect(
+      configsOf('ha-sleeper')
+        .map((m) => m.topic.split('/')[3])
+        .sort(),
+    ).toEqual(once);
     offset = 10 * 60_000; // ten minutes asleep
     await waitFor('configs announced again', () => (configsOf('ha-sleeper').length >= 2 * once.length ? true : undefined), 5000);
-    expect(configsOf('ha-sleeper').map((m) => m.topic.split('/')[3]).sort()).toEqual(once.flatMap((m) => [m, m]));
+    expect(
+      configsOf('ha-sleeper')
+        .map((m) => m.topic.split('/')[3])
+        .sort(),
+    ).toEqual(once.flatMap((m) => [m, m]));
     discovery.stop();
     await agentLoop.stop(1000);
   });

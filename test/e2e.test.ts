@@ -41,7 +41,8 @@ async function agentOnce(args: readonly string[], env: Record<string, string> = 
 
 /** Waits until the watcher saw `count` samples of the host and InfluxDB holds them all; returns the differences. */
 async function storedExactly(host: string, count?: number, db = DB): Promise<string[]> {
-  if (count !== undefined) await waitFor(`${count} samples of ${host} on the broker`, () => (published(watch.forHost(host)).length >= count ? true : undefined));
+  if (count !== undefined)
+    await waitFor(`${count} samples of ${host} on the broker`, () => (published(watch.forHost(host)).length >= count ? true : undefined));
   const samples = published(watch.forHost(host));
   expect(samples.length).toBeGreaterThan(0);
   if (count !== undefined) expect(samples.length).toBe(count);
@@ -90,7 +91,10 @@ describe('agent → Mosquitto → bridge → InfluxDB', () => {
     const count = await agentOnce(['--replay', new URL('linux-2gpu-workstation.json', FIXTURES).pathname, '--host', host]);
     expect(await storedExactly(host, count)).toEqual([]);
     const gpus = await influx.query(`SELECT last("temp") FROM "gpu" WHERE "host" = '${host}' GROUP BY "gpu"`, DB);
-    expect(gpus.series.map((s) => [s.tags?.['gpu'], s.values[0]?.[1]])).toEqual([['0', 43], ['1', 50]]);
+    expect(gpus.series.map((s) => [s.tags?.['gpu'], s.values[0]?.[1]])).toEqual([
+      ['0', 43],
+      ['1', 50],
+    ]);
     const disks = await influx.query(`SHOW TAG VALUES FROM "disk" WITH KEY = "disk" WHERE "host" = '${host}'`, DB);
     expect(disks.series[0]?.values.map((v) => v[1])).toEqual(['boot', 'boot_efi', 'root']);
     const usage = await influx.query(`SELECT "usage" FROM "gpu" WHERE "host" = '${host}' AND "gpu" = '0'`, DB);
@@ -132,7 +136,10 @@ describe('agent → Mosquitto → bridge → InfluxDB', () => {
     ];
     for (const [topic, message] of garbage) await mosquittoPub(broker.port, topic, message);
     await mosquittoPub(broker.port, 'sensors/garbage-pc/cpu_temp', `{"value":44.5,"ts":${now}}`);
-    const rows = await waitFor('the good sample', async () => (await influx.query(`SELECT "temp" FROM "cpu" WHERE "host" = 'garbage-pc'`, DB)).series[0]?.values);
+    const rows = await waitFor(
+      'the good sample',
+      async () => (await influx.query(`SELECT "temp" FROM "cpu" WHERE "host" = 'garbage-pc'`, DB)).series[0]?.values,
+    );
     expect(rows).toEqual([[now, 44.5]]);
     const stats = await bridge.waitForLog((l) => l.msg === 'stats' && (l['rejectedTotal'] as number) >= garbage.length);
     expect(stats['rejected']).toEqual({ unknown_metric: 1, bad_payload: 2, bad_value: 1, out_of_range: 1, future_timestamp: 1, bad_timestamp: 1, bad_host: 1 });
@@ -141,7 +148,10 @@ describe('agent → Mosquitto → bridge → InfluxDB', () => {
     expect(bridge.child.exitCode).toBeNull();
     // The counters are stored too, for the pipeline-health dashboard.
     const counters = await waitFor('stored counters', async () => {
-      const r = await influx.query('SELECT last("rejected_bad_payload"), last("rejected"), last("received"), last("written") FROM "hostpulse_bridge" GROUP BY "bridge"', DB);
+      const r = await influx.query(
+        'SELECT last("rejected_bad_payload"), last("rejected"), last("received"), last("written") FROM "hostpulse_bridge" GROUP BY "bridge"',
+        DB,
+      );
       const row = r.series[0]?.values[0];
       return row && (row[2] as number) >= garbage.length ? { tags: r.series[0]?.tags, row } : undefined;
     });
@@ -166,7 +176,9 @@ describe('agent → Mosquitto → bridge → InfluxDB', () => {
     const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ ok: true, broker: true, dropped: 0, status: 'ok' });
-    const times = published(watch.forHost(host)).filter((s) => s.metric === 'cpu_usage').map((s) => s.ts);
+    const times = published(watch.forHost(host))
+      .filter((s) => s.metric === 'cpu_usage')
+      .map((s) => s.ts);
     for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(900);
     expect(await agent.stop('SIGTERM')).toBe(0);
     const last = await waitFor('offline', () => {
@@ -179,7 +191,11 @@ describe('agent → Mosquitto → bridge → InfluxDB', () => {
     expect(await storedExactly(host, stopped?.['published'] as number)).toEqual([]);
 
     // Killed without a word: the broker publishes the agent's last will.
-    const crashing = runCli(['agent', '--replay', new URL('linux-laptop.json', FIXTURES).pathname], { MQTT_URL: broker.url, SENSORS_HOST: 'e2e-crash', SAMPLE_INTERVAL: '1s' });
+    const crashing = runCli(['agent', '--replay', new URL('linux-laptop.json', FIXTURES).pathname], {
+      MQTT_URL: broker.url,
+      SENSORS_HOST: 'e2e-crash',
+      SAMPLE_INTERVAL: '1s',
+    });
     await waitFor('online', () => watch.forHost('e2e-crash').find((m) => m.payload === 'online'));
     await crashing.stop('SIGKILL');
     await waitFor('the last will', () => watch.forHost('e2e-crash').find((m) => m.payload === 'offline'));
@@ -258,7 +274,10 @@ describe('start-up failures', () => {
   it('agent --print needs no broker and prints one round as JSON lines', async () => {
     const run = await execCli(['agent', '--print', '--replay', new URL('windows-laptop.json', FIXTURES).pathname, '--host', 'printer']);
     expect(run.code, run.stderr).toBe(0);
-    const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { topic: string; payload: { value: number; ts: number; unit?: string } });
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { topic: string; payload: { value: number; ts: number; unit?: string } });
     expect(lines.find((l) => l.topic === 'sensors/printer/battery_level')?.payload).toMatchObject({ value: 44, unit: '%' });
     expect(lines.every((l) => /^sensors\/printer\/[a-z0-9_]+$/.test(l.topic))).toBe(true);
   });

@@ -42,7 +42,17 @@ beforeAll(async () => {
   mosquitto = await startShippedMosquitto(writeLogins);
   const logins = await readPasswd(mosquitto.passwd);
   const { logger } = captureLogger('embedded');
-  embedded = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, wsPort: 0, maxConnections: 20, maxPacketBytes: 4096, logins: (user) => (logins.has(user) ? [logins.get(user) as string] : []) }, logger);
+  embedded = await startEmbeddedBroker(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      wsPort: 0,
+      maxConnections: 20,
+      maxPacketBytes: 4096,
+      logins: (user) => (logins.has(user) ? [logins.get(user) as string] : []),
+    },
+    logger,
+  );
   open = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, wsPort: 0, maxConnections: 5, maxPacketBytes: 4096 }, logger);
 });
 
@@ -162,7 +172,10 @@ describe('limits', () => {
   it('accepts anonymous clients when no logins are configured, up to its connection limit', async () => {
     const clients: MqttConnection[] = [];
     for (let i = 0; i < 5; i++) clients.push(await client(open.port));
-    const sixth = new MqttConnection({ url: `mqtt://127.0.0.1:${open.port}`, clientId: 'sixth', clean: true, reconnect: false }, captureLogger('client').logger);
+    const sixth = new MqttConnection(
+      { url: `mqtt://127.0.0.1:${open.port}`, clientId: 'sixth', clean: true, reconnect: false },
+      captureLogger('client').logger,
+    );
     await expect(sixth.waitConnected(3000)).rejects.toThrow();
     await Promise.all([...clients, sixth].map((c) => c.close(true)));
   });

@@ -57,9 +57,20 @@ afterAll(async () => {
 });
 
 let clients = 0;
-async function connect(login: Login, clientId: string, options: { clean?: boolean; url?: string; onMessage?: (topic: string, payload: Buffer) => void } = {}): Promise<MqttConnection> {
+async function connect(
+  login: Login,
+  clientId: string,
+  options: { clean?: boolean; url?: string; onMessage?: (topic: string, payload: Buffer) => void } = {},
+): Promise<MqttConnection> {
   const c = new MqttConnection(
-    { url: options.url ?? url, clientId, clean: options.clean ?? true, reconnect: false, ...login, ...(options.onMessage ? { onMessage: options.onMessage } : {}) },
+    {
+      url: options.url ?? url,
+      clientId,
+      clean: options.clean ?? true,
+      reconnect: false,
+      ...login,
+      ...(options.onMessage ? { onMessage: options.onMessage } : {}),
+    },
     captureLogger(`access-${clients++}`).logger,
   );
   await c.waitConnected(10_000);
@@ -109,7 +120,9 @@ describe('bridges sharing the stream (MQTT_SHARE_GROUP), each with its own login
   it('store every sample once between them, each taking a part', async () => {
     const bridges = await Promise.all(
       [LOGINS.bridge, LOGINS.bridgeB].map((login, i) =>
-        startBridge(bridgeEnv(url, influx.url, 'share', `share-bridge-${i}`, { MQTT_USERNAME: login.username, MQTT_PASSWORD: login.password, MQTT_SHARE_GROUP: 'fleet' })),
+        startBridge(
+          bridgeEnv(url, influx.url, 'share', `share-bridge-${i}`, { MQTT_USERNAME: login.username, MQTT_PASSWORD: login.password, MQTT_SHARE_GROUP: 'fleet' }),
+        ),
       ),
     );
     const stream = startStream({ url, prefix: 'share', hosts: 1, perHost: 1000, rate: 500, login: LOGINS.share, reconnect: false });

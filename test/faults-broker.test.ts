@@ -69,7 +69,10 @@ describe('broker faults while a publisher streams and the bridge stores', () => 
    * when it is killed: what is at stake is what only the broker has. Returns what was lost, split
    * into samples acknowledged well before the kill (100 ms) and in its last moment.
    */
-  async function crashWithBacklog(persistent: boolean, prefix: string): Promise<{ acked: number; settledLost: string[]; lastMomentLost: number; lost: number; missing: number }> {
+  async function crashWithBacklog(
+    persistent: boolean,
+    prefix: string,
+  ): Promise<{ acked: number; settledLost: string[]; lastMomentLost: number; lost: number; missing: number }> {
     // Persistent and saved on every change (the harness's mode; the shipped config saves every 10 s), so the ledger can be exact.
     let mq = await broker(persistent ? { persistent, config: UNCAPPED } : { config: UNCAPPED });
     const bridge = await startBridge(bridgeEnv(mq.url, influx.url, DB, `${prefix}-bridge`));
@@ -85,7 +88,7 @@ describe('broker faults while a publisher streams and the bridge stores', () => 
     const acked = await stream.done;
     await bridge.waitForLog((l) => l.msg === 'broker connection restored', RECONNECTED_WITHIN_MS);
     const settledLost = await ledger(influx, DB, prefix, ackedWithin(stream, 0, killedAt - 100), persistent ? 30_000 : 5000);
-    if (persistent) expect(await ledger(influx, DB, prefix, ackedWithin(stream, restartedAt, Infinity))).toEqual([]);
+    if (persistent) expect(await ledger(influx, DB, prefix, ackedWithin(stream, restartedAt, Number.POSITIVE_INFINITY))).toEqual([]);
     // The bridge sees a gap in seq at the next sample of each host.
     const next = startStream({ url: mq.url, prefix, hosts: 2, perHost: 1, firstSeq: 500, rate: 100 });
     expect(await ledger(influx, DB, prefix, await next.done)).toEqual([]);

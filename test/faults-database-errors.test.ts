@@ -29,22 +29,26 @@ describe('InfluxDB answering with errors (a fault proxy in front of it)', () => 
   it.each([
     [429, 3],
     [503, 2],
-  ])('%i with Retry-After: %i s: no write comes before it has elapsed; everything is stored after', async (status, seconds) => {
-    const prefix = `after${status}`;
-    const { proxy, bridge } = await throughProxy(`${prefix}-bridge`);
-    const stream = startStream({ url: servers.broker.url, prefix, hosts: 1, perHost: 400, rate: 50 });
-    await flowing(bridge, stream);
-    const from = Date.now();
-    proxy.fail({ status, headers: { 'retry-after': String(seconds) }, body: '{"error":"too many requests"}' }, { requests: 2 });
-    const acked = await stream.done;
-    expect(await ledger(servers.influx, DB, prefix, acked)).toEqual([]);
-    const writes = proxy.requestsTo('/write', from);
-    expect(writes.slice(0, 3).map((r) => r.status)).toEqual([status, status, 204]);
-    for (let i = 1; i <= 2; i++) expect(writes[i]!.at - writes[i - 1]!.at).toBeGreaterThanOrEqual(seconds * 1000);
-    expect(await bridge.metric(RETRIES)).toBe(2);
-    expect(await bridge.metric('hostpulse_bridge_missing_total')).toBe(0); // and the bridge, counting gaps in seq, agrees
-    expect(await bridge.stop()).toBe(0);
-  }, 60_000);
+  ])(
+    '%i with Retry-After: %i s: no write comes before it has elapsed; everything is stored after',
+    async (status, seconds) => {
+      const prefix = `after${status}`;
+      const { proxy, bridge } = await throughProxy(`${prefix}-bridge`);
+      const stream = startStream({ url: servers.broker.url, prefix, hosts: 1, perHost: 400, rate: 50 });
+      await flowing(bridge, stream);
+      const from = Date.now();
+      proxy.fail({ status, headers: { 'retry-after': String(seconds) }, body: '{"error":"too many requests"}' }, { requests: 2 });
+      const acked = await stream.done;
+      expect(await ledger(servers.influx, DB, prefix, acked)).toEqual([]);
+      const writes = proxy.requestsTo('/write', from);
+      expect(writes.slice(0, 3).map((r) => r.status)).toEqual([status, status, 204]);
+      for (let i = 1; i <= 2; i++) expect(writes[i]!.at - writes[i - 1]!.at).toBeGreaterThanOrEqual(seconds * 1000);
+      expect(await bridge.metric(RETRIES)).toBe(2);
+      expect(await bridge.metric('hostpulse_bridge_missing_total')).toBe(0); // and the bridge, counting gaps in seq, agrees
+      expect(await bridge.stop()).toBe(0);
+    },
+    60_000,
+  );
 
   it('500 for 30 s: retries back off (a bounded request rate), and everything is stored after recovery', async () => {
     const { proxy, bridge } = await throughProxy('error500-bridge');
@@ -77,7 +81,9 @@ describe('InfluxDB answering with errors (a fault proxy in front of it)', () => 
     await stream.connection.publish('sensors/refused-x/mem_usage', JSON.stringify({ value: 50, ts: now }), { qos: 1 });
     const acked = await stream.done;
     expect(await ledger(servers.influx, DB, 'refused', acked)).toEqual([]);
-    await waitFor('the refused point counted', async () => ((await bridge.metric('hostpulse_bridge_dropped_total{reason="database_refused"}')) === 1 ? true : undefined));
+    await waitFor('the refused point counted', async () =>
+      (await bridge.metric('hostpulse_bridge_dropped_total{reason="database_refused"}')) === 1 ? true : undefined,
+    );
     await sleep(1000);
     const refusals = proxy.requestsTo('/write').filter((r) => r.status === 400);
     expect(refusals.length).toBeGreaterThanOrEqual(1);

@@ -83,7 +83,11 @@ describe('idle HTTP sockets', () => {
       const held = tcpSockets(u.run.child).filter((s) => s.localPort === u.http && s.state === '01').length;
       expect(held).toBeLessThanOrEqual(256);
       // The broker in the same process still has descriptors for a login, while the flood goes on.
-      const agent = await execCli(['agent', '--once', '--host', 'flood-pc'], { MQTT_URL: `mqtt://127.0.0.1:${u.mqtt}`, MQTT_USERNAME: 'flood-pc', MQTT_PASSWORD: 'flood-pc-password' });
+      const agent = await execCli(['agent', '--once', '--host', 'flood-pc'], {
+        MQTT_URL: `mqtt://127.0.0.1:${u.mqtt}`,
+        MQTT_USERNAME: 'flood-pc',
+        MQTT_PASSWORD: 'flood-pc-password',
+      });
       expect(agent.code, agent.stderr).toBe(0);
     } finally {
       flooding = false;
@@ -120,7 +124,9 @@ describe('a flood from another address', () => {
     };
     for (let i = 0; i < 200; i++) flood();
     try {
-      await waitFor('the flood at its bound', () => (tcpSockets(u.run.child).filter((s) => s.localPort === u.http && s.state === '01').length >= 48 ? true : undefined));
+      await waitFor('the flood at its bound', () =>
+        tcpSockets(u.run.child).filter((s) => s.localPort === u.http && s.state === '01').length >= 48 ? true : undefined,
+      );
       for (let i = 0; i < 5; i++) expect((await get(u.http, '/healthz', { host: '127.0.0.1' })).status).toBe(200);
       expect(tcpSockets(u.run.child).filter((s) => s.localPort === u.http && s.state === '01').length).toBeLessThanOrEqual(48);
     } finally {
@@ -135,14 +141,30 @@ describe('the Host header', () => {
   it('is answered for IP addresses, loopback names, this machine and HTTP_ALLOWED_HOSTS; any other name gets 421 (DNS rebinding)', async () => {
     const u = await up({ HTTP_ALLOWED_HOSTS: 'nas.lan, .example.org' });
     const status = async (path: string, headers: Record<string, string>): Promise<number> => (await get(u.http, path, headers)).status;
-    for (const host of [`127.0.0.1:${u.http}`, `localhost:${u.http}`, `[::1]:${u.http}`, '192.168.1.5:8080', '[fe80::1]', 'pc.localhost', hostname(), 'nas.lan', 'NAS.LAN.', 'example.org', 'grafana.example.org:8080']) {
+    for (const host of [
+      `127.0.0.1:${u.http}`,
+      `localhost:${u.http}`,
+      `[::1]:${u.http}`,
+      '192.168.1.5:8080',
+      '[fe80::1]',
+      'pc.localhost',
+      hostname(),
+      'nas.lan',
+      'NAS.LAN.',
+      'example.org',
+      'grafana.example.org:8080',
+    ]) {
       expect(await status('/api/hosts', { host }), host).toBe(200);
     }
     // A rebinding page's requests carry its own name.
     const refused = await get(u.http, '/api/hosts', { host: `rebind.attacker.example:${u.http}` });
-    expect(refused).toEqual({ status: 421, body: `Host "rebind.attacker.example:${u.http}" is not served here: open this by IP address, localhost, or a name listed in HTTP_ALLOWED_HOSTS\n` });
+    expect(refused).toEqual({
+      status: 421,
+      body: `Host "rebind.attacker.example:${u.http}" is not served here: open this by IP address, localhost, or a name listed in HTTP_ALLOWED_HOSTS\n`,
+    });
     for (const path of ['/', '/api/stream', '/healthz', '/metrics']) expect(await status(path, { host: 'rebind.attacker.example' }), path).toBe(421);
-    for (const host of ['nas.lan.attacker.example', 'example.org.attacker.example', 'localhost.attacker.example', 'badexample.org']) expect(await status('/api/hosts', { host }), host).toBe(421);
+    for (const host of ['nas.lan.attacker.example', 'example.org.attacker.example', 'localhost.attacker.example', 'badexample.org'])
+      expect(await status('/api/hosts', { host }), host).toBe(421);
     // Another web page's request (its Origin), though the Host is ours.
     expect(await status('/api/hosts', { host: '127.0.0.1', origin: 'http://attacker.example' })).toBe(403);
     expect(await status('/api/hosts', { host: '127.0.0.1', origin: 'null' })).toBe(403);
@@ -165,9 +187,15 @@ describe('the Host header', () => {
   it("guards the agent's /healthz and /metrics the same way, with its own HTTP_ALLOWED_HOSTS", async () => {
     const port = await freePort();
     const agent = runCli(['agent', '--host', 'host-check-pc', '--replay', join(ROOT, 'test/fixtures/machines/linux-laptop.json')], {
-      MQTT_URL: 'mqtt://127.0.0.1:1', HTTP_PORT: String(port), HTTP_ALLOWED_HOSTS: 'pc.lan',
+      MQTT_URL: 'mqtt://127.0.0.1:1',
+      HTTP_PORT: String(port),
+      HTTP_ALLOWED_HOSTS: 'pc.lan',
     });
-    await waitFor('the agent answering', async () => ((await get(port, '/metrics', { host: '127.0.0.1' }).catch(() => undefined))?.status === 200 ? true : undefined), 20_000);
+    await waitFor(
+      'the agent answering',
+      async () => ((await get(port, '/metrics', { host: '127.0.0.1' }).catch(() => undefined))?.status === 200 ? true : undefined),
+      20_000,
+    );
     expect((await get(port, '/metrics', { host: 'pc.lan' })).status).toBe(200);
     expect((await get(port, '/metrics', { host: 'rebind.attacker.example' })).status).toBe(421);
     expect((await get(port, '/healthz', { host: 'rebind.attacker.example' })).status).toBe(421);

@@ -19,7 +19,9 @@ import { rawConnect } from './harness/raw-mqtt.js';
 /** The shipped mosquitto.conf's limit. */
 const MAX_PACKET_SIZE = 65536;
 const DB_GARBAGE = 'garbage';
-const servers = useServers(['clock', DB_GARBAGE, 'names', 'size', 'cleared'], { brokerConfig: [...UNCAPPED, `max_packet_size ${MAX_PACKET_SIZE}`, 'log_type notice'] });
+const servers = useServers(['clock', DB_GARBAGE, 'names', 'size', 'cleared'], {
+  brokerConfig: [...UNCAPPED, `max_packet_size ${MAX_PACKET_SIZE}`, 'log_type notice'],
+});
 
 async function publisher(): Promise<MqttConnection> {
   const c = connect(servers.broker.url);
@@ -74,8 +76,13 @@ describe('clocks that are off', () => {
     await c.publish('sensors/old-pc/cpu_temp', JSON.stringify({ value: 30, ts: now - 100 * 86_400_000, seq: 0 }), { qos: 1 });
     await c.publish('sensors/old-pc/cpu_temp', JSON.stringify({ value: 31, ts: now, seq: 1 }), { qos: 1 });
     await c.close();
-    await waitFor('the old sample refused', async () => ((await bridge.metric('hostpulse_bridge_dropped_total{reason="database_refused"}')) === 1 ? true : undefined));
-    const rows = await waitFor('the recent sample', async () => (await servers.influx.query(`SELECT "temp" FROM "cpu" WHERE "host" = 'old-pc'`, 'retained')).series[0]?.values);
+    await waitFor('the old sample refused', async () =>
+      (await bridge.metric('hostpulse_bridge_dropped_total{reason="database_refused"}')) === 1 ? true : undefined,
+    );
+    const rows = await waitFor(
+      'the recent sample',
+      async () => (await servers.influx.query(`SELECT "temp" FROM "cpu" WHERE "host" = 'old-pc'`, 'retained')).series[0]?.values,
+    );
     expect(rows).toEqual([[now, 31]]);
     expect(await bridge.metric('hostpulse_bridge_write_retries_total')).toBe(0);
     expect(rejectedByReason(await bridge.metrics())).toEqual({});
@@ -111,7 +118,8 @@ describe('a flood of garbage from a raw client, interleaved with valid traffic',
     for (const host of ['', 'FUZZ', '-fuzz', 'fuzz pc', 'fuzz_pc', 'a'.repeat(64), 'fü']) add(`sensors/${host}/cpu_temp`, '40', 'bad_host');
     for (const metric of ['', 'CPU_TEMP', 'cpu_temp ', 'fan_rpm', 'x'.repeat(65), 'gpu100_temp']) add(`sensors/fuzz-pc/${metric}`, '40', 'unknown_metric');
     // Topics outside the subscription: acknowledged by the broker, never seen by the bridge.
-    for (const topic of ['sensors/fuzz-pc/cpu_temp/extra', 'sensors', '/sensors/fuzz-pc/cpu_temp', 'sensors/fuzz-pc', `${'a/'.repeat(150)}b`]) add(topic, '40', 'unseen');
+    for (const topic of ['sensors/fuzz-pc/cpu_temp/extra', 'sensors', '/sensors/fuzz-pc/cpu_temp', 'sensors/fuzz-pc', `${'a/'.repeat(150)}b`])
+      add(topic, '40', 'unseen');
     return out;
   }
 
@@ -120,7 +128,8 @@ describe('a flood of garbage from a raw client, interleaved with valid traffic',
     const stream = startStream({ url: servers.broker.url, prefix: 'valid', hosts: 2, perHost: 400, rate: 200 });
     const raw = await rawConnect(servers.broker.port, { clientId: 'garbage-raw' });
     const sent = garbage();
-    for (const [topic, payload] of sent) expect(await raw.publish(topic, payload, 1), `${topic} ${payload.length} bytes: ${servers.broker.output().slice(-300)}`).toBe('acked');
+    for (const [topic, payload] of sent)
+      expect(await raw.publish(topic, payload, 1), `${topic} ${payload.length} bytes: ${servers.broker.output().slice(-300)}`).toBe('acked');
     raw.end();
     // What the broker itself refuses: it disconnects the client (each on a connection of its own):
     // a topic that is not UTF-8, holds NUL, a wildcard, or more than 200 levels.
@@ -167,7 +176,10 @@ describe('names built to inject line protocol', () => {
     // Newline, NUL (control characters) and bytes that are not UTF-8, in either level: the broker
     // disconnects the publisher, nothing reaches the bridge.
     const unreadable = [
-      ...['\n', '\nmem,host=x usage=1 1', '\u0000', '\t'].flatMap((bad) => [Buffer.from(`sensors/pc${bad}/cpu_temp`), Buffer.from(`sensors/names-pc/cpu_temp${bad}`)]),
+      ...['\n', '\nmem,host=x usage=1 1', '\u0000', '\t'].flatMap((bad) => [
+        Buffer.from(`sensors/pc${bad}/cpu_temp`),
+        Buffer.from(`sensors/names-pc/cpu_temp${bad}`),
+      ]),
       Buffer.concat([Buffer.from('sensors/pc'), Buffer.from([0xc3, 0x28]), Buffer.from('/cpu_temp')]),
       Buffer.concat([Buffer.from('sensors/names-pc/cpu'), Buffer.from([0xff])]),
     ];
@@ -177,7 +189,10 @@ describe('names built to inject line protocol', () => {
     }
     await received(bridge, hostile.length * 2 + 2);
     await waitFor('the control and the counters stored', async () => {
-      const [disk, stats] = [await servers.influx.query('SELECT * FROM "disk"', 'names'), await servers.influx.query('SELECT last("received") FROM "hostpulse_bridge"', 'names')];
+      const [disk, stats] = [
+        await servers.influx.query('SELECT * FROM "disk"', 'names'),
+        await servers.influx.query('SELECT last("received") FROM "hostpulse_bridge"', 'names'),
+      ];
       return disk.series[0] && stats.series[0]?.values[0]?.[1] === hostile.length * 2 + 2 ? true : undefined;
     });
     expect(rejectedByReason(await bridge.metrics())).toEqual({ bad_host: hostile.length, unknown_metric: hostile.length });
@@ -213,7 +228,12 @@ describe('a deleted retained availability (an empty retained message)', () => {
     expect(rejectedByReason(await httpBridge.metrics())).toEqual({ bad_payload: 1 });
     expect(await httpBridge.metric('hostpulse_bridge_availability_total')).toBe(2);
     expect(await online()).toBe(null);
-    expect(httpBridge.logs().filter((l) => l.msg === 'message rejected').map((l) => l['payload'] ?? l['detail'])).toHaveLength(1);
+    expect(
+      httpBridge
+        .logs()
+        .filter((l) => l.msg === 'message rejected')
+        .map((l) => l['payload'] ?? l['detail']),
+    ).toHaveLength(1);
     await httpBridge.stop();
   });
 });
@@ -238,7 +258,10 @@ describe('a packet over the broker limit', () => {
 
 describe('the contract and the line encoder, fuzzed', () => {
   const options = { now: 1_763_683_200_000, maxPayloadBytes: 4096, maxFutureMs: 300_000 };
-  const level = fc.oneof(fc.string({ maxLength: 70 }), fc.constantFrom('pc-1', 'cpu_temp', 'disk_boot_efi_usage', 'net_eth0_rx', 'gpu3_temp', 'a,b', 'a=b', 'a b', 'a"b', 'a\\', 'a\nb', 'a\u0000b'));
+  const level = fc.oneof(
+    fc.string({ maxLength: 70 }),
+    fc.constantFrom('pc-1', 'cpu_temp', 'disk_boot_efi_usage', 'net_eth0_rx', 'gpu3_temp', 'a,b', 'a=b', 'a b', 'a"b', 'a\\', 'a\nb', 'a\u0000b'),
+  );
 
   it('accepts only three levels, a host level only of [a-z0-9-], a metric level only of [a-z0-9_]', () => {
     fc.assert(

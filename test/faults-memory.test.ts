@@ -27,7 +27,10 @@ describe('live view clients that never read', () => {
     let publishing = true;
     try {
       // 20 hosts with full sparklines: every update carries ~300 KB, a round a second.
-      const fleet = await sparklineFleet(publisher, Array.from({ length: 20 }, (_, i) => `mem-${i}`));
+      const fleet = await sparklineFleet(
+        publisher,
+        Array.from({ length: 20 }, (_, i) => `mem-${i}`),
+      );
       const rounds = (async () => {
         while (publishing) {
           await fleet.round();
@@ -37,7 +40,11 @@ describe('live view clients that never read', () => {
       for (let i = 0; i < 20; i++) slow.push(slowStreamClient(httpPort));
       await waitFor('the streams open', async () => ((await metrics()).get('hostpulse_bridge_live_streams') === 21 ? true : undefined));
       // Each falls more than 1 MiB behind within seconds; unbounded, they would be held for ever.
-      await waitFor('the slow clients disconnected', async () => ((await metrics()).get('hostpulse_bridge_live_dropped_total{reason="slow_client"}') === 20 ? true : undefined), 60_000);
+      await waitFor(
+        'the slow clients disconnected',
+        async () => ((await metrics()).get('hostpulse_bridge_live_dropped_total{reason="slow_client"}') === 20 ? true : undefined),
+        60_000,
+      );
       const m = await metrics();
       expect(m.get('hostpulse_bridge_live_streams')).toBe(1);
       expect(m.get('hostpulse_bridge_live_dropped_total{reason="memory_bound"}')).toBe(0);

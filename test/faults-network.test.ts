@@ -75,7 +75,11 @@ describe('network faults on the links to the broker', () => {
       log().find((l) => l.msg === 'broker unreachable, retrying' && (l.time as number) >= from);
     const [bridgeSaw, publisherSaw] = await Promise.all([
       waitFor('the bridge to notice', lost(bridge.logs), 30_000),
-      waitFor('the publisher to notice', lost(() => stream.log), 30_000),
+      waitFor(
+        'the publisher to notice',
+        lost(() => stream.log),
+        30_000,
+      ),
     ]);
     publisher.restore();
     bridgeLink.restore();
@@ -123,7 +127,8 @@ describe('network faults on the links to the broker', () => {
     const fleet = await Promise.all(Array.from({ length: 10 }, () => startTcpProxy(servers.broker.port)));
     proxies.push(...fleet);
     const clients = fleet.map(
-      (proxy, i) => new MqttConnection({ url: `mqtt://127.0.0.1:${proxy.port}`, clientId: `fleet-${i}`, clean: true, reconnect: true }, captureLogger('fleet').logger),
+      (proxy, i) =>
+        new MqttConnection({ url: `mqtt://127.0.0.1:${proxy.port}`, clientId: `fleet-${i}`, clean: true, reconnect: true }, captureLogger('fleet').logger),
     );
     await Promise.all(clients.map((c) => c.waitConnected(5000)));
     for (const proxy of fleet) proxy.refuse();

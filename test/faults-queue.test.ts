@@ -33,35 +33,45 @@ async function health(bridge: BridgeProcess): Promise<{ status: number; body: Re
 }
 
 /** The segment files of a queue directory, oldest first. */
-const segments = (dir: string): string[] => readdirSync(dir).filter((f) => f.startsWith('seg-')).sort();
+const segments = (dir: string): string[] =>
+  readdirSync(dir)
+    .filter((f) => f.startsWith('seg-'))
+    .sort();
 
 describe('a cursor that does not match its segments', () => {
   it.each([
     ['beyond the end of its segment (what a power loss leaves)', (c: { segment: number; offset: number }) => ({ ...c, offset: c.offset + 100_000 })],
     ['with a negative offset', (c: { segment: number; offset: number }) => ({ ...c, offset: -40 })],
-  ])('%s: repaired at start, every sample acknowledged after the restart is stored, /healthz ok', async (_what, edit) => {
-    const queue = await tempDir('queue-cursor');
-    const env = bridgeEnv(servers.broker.url, servers.influx.url, DB, `cursor-${queue.slice(-6)}`, { QUEUE_DIR: queue });
-    const prefix = `cur${queue.slice(-4).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`;
-    const first = await startBridge(env);
-    const before = startStream({ url: servers.broker.url, prefix: `${prefix}a`, hosts: 1, perHost: 50, rate: 500 });
-    expect(await ledger(servers.influx, DB, `${prefix}a`, await before.done)).toEqual([]);
-    await before.close();
-    expect(await first.stop()).toBe(0);
-    const cursor = JSON.parse(readFileSync(join(queue, 'cursor.json'), 'utf8')) as { segment: number; offset: number };
-    writeFileSync(join(queue, 'cursor.json'), JSON.stringify(edit(cursor)));
+  ])(
+    '%s: repaired at start, every sample acknowledged after the restart is stored, /healthz ok',
+    async (_what, edit) => {
+      const queue = await tempDir('queue-cursor');
+      const env = bridgeEnv(servers.broker.url, servers.influx.url, DB, `cursor-${queue.slice(-6)}`, { QUEUE_DIR: queue });
+      const prefix = `cur${queue
+        .slice(-4)
+        .toLowerCase()
+        .replace(/[^a-z0-9]/g, 'x')}`;
+      const first = await startBridge(env);
+      const before = startStream({ url: servers.broker.url, prefix: `${prefix}a`, hosts: 1, perHost: 50, rate: 500 });
+      expect(await ledger(servers.influx, DB, `${prefix}a`, await before.done)).toEqual([]);
+      await before.close();
+      expect(await first.stop()).toBe(0);
+      const cursor = JSON.parse(readFileSync(join(queue, 'cursor.json'), 'utf8')) as { segment: number; offset: number };
+      writeFileSync(join(queue, 'cursor.json'), JSON.stringify(edit(cursor)));
 
-    const second = await startBridge(env, { until: 'connected' });
-    const after = startStream({ url: servers.broker.url, prefix: `${prefix}b`, hosts: 1, perHost: 500, rate: 500 });
-    const acked = await after.done;
-    expect(count(acked)).toBe(500);
-    expect(await ledger(servers.influx, DB, `${prefix}b`, acked)).toEqual([]);
-    expect(second.logs().some((l) => l.msg.startsWith('queue repaired at start'))).toBe(true);
-    await waitFor('the queue drained', async () => ((await second.metric(QUEUED)) === 0 ? true : undefined));
-    expect((await health(second)).status).toBe(200);
-    await after.close();
-    expect(await second.stop()).toBe(0);
-  }, 90_000);
+      const second = await startBridge(env, { until: 'connected' });
+      const after = startStream({ url: servers.broker.url, prefix: `${prefix}b`, hosts: 1, perHost: 500, rate: 500 });
+      const acked = await after.done;
+      expect(count(acked)).toBe(500);
+      expect(await ledger(servers.influx, DB, `${prefix}b`, acked)).toEqual([]);
+      expect(second.logs().some((l) => l.msg.startsWith('queue repaired at start'))).toBe(true);
+      await waitFor('the queue drained', async () => ((await second.metric(QUEUED)) === 0 ? true : undefined));
+      expect((await health(second)).status).toBe(200);
+      await after.close();
+      expect(await second.stop()).toBe(0);
+    },
+    90_000,
+  );
 });
 
 describe('flipped bytes in a queue segment', () => {
@@ -123,7 +133,7 @@ describe('a queue segment cut short (what a power loss leaves)', () => {
       const read = decodeCursor(readFileSync(join(queue, 'cursor.json'), 'utf8'));
       return read.state === 'ok' ? read.cursor.durable : undefined;
     };
-    await waitFor('the cursor to know sample 199 fsync\'ed', async () => ((durable() ?? 0) >= lastSeq ? true : undefined));
+    await waitFor("the cursor to know sample 199 fsync'ed", async () => ((durable() ?? 0) >= lastSeq ? true : undefined));
     await crash(first.child);
     thaw(servers.influx.child);
     // The segment loses everything from sample 150's record on.

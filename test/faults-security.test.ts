@@ -120,26 +120,29 @@ describe('an agent outside its own subtree', () => {
     expect(await bridge.metric('hostpulse_bridge_availability_total')).toBe(0);
   });
 
-  it.each(['#', '$SYS/#', 'sensors/#'])('alice subscribing to %s: granted by Mosquitto 2.0, yet she receives only what her read rules allow', async (filter) => {
-    const got: string[] = [];
-    const alice = await mqttClient(MQTT.alice, (topic) => void got.push(topic));
-    await alice.subscribe(filter, 1); // MQTT 3.1.1: the SUBACK grants it; the ACL filters each message
-    // Controls: the reader sees bob's sample; the healthcheck login sees the broker's retained $SYS topics.
-    const readerSaw: string[] = [];
-    const reader = await mqttClient(MQTT.reader, (topic) => void readerSaw.push(topic));
-    await reader.subscribe('sensors/#', 1);
-    const healthSaw: string[] = [];
-    const health = await mqttClient(MQTT.health, (topic) => void healthSaw.push(topic));
-    await health.subscribe('$SYS/broker/uptime', 1);
-    const bob = await mqttClient(MQTT.bob);
-    await bob.publish('sensors/bob/cpu_temp', '40', { qos: 1 });
-    await bob.close();
-    await reader.publish('homeassistant/status', 'online', { qos: 1 }); // alice may read this one
-    await waitFor('the controls', () => (readerSaw.includes('sensors/bob/cpu_temp') && healthSaw.includes('$SYS/broker/uptime') ? true : undefined));
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(got).toEqual(filter === '#' ? ['homeassistant/status'] : []);
-    await Promise.all([alice.close(), reader.close(), health.close()]);
-  });
+  it.each(['#', '$SYS/#', 'sensors/#'])(
+    'alice subscribing to %s: granted by Mosquitto 2.0, yet she receives only what her read rules allow',
+    async (filter) => {
+      const got: string[] = [];
+      const alice = await mqttClient(MQTT.alice, (topic) => void got.push(topic));
+      await alice.subscribe(filter, 1); // MQTT 3.1.1: the SUBACK grants it; the ACL filters each message
+      // Controls: the reader sees bob's sample; the healthcheck login sees the broker's retained $SYS topics.
+      const readerSaw: string[] = [];
+      const reader = await mqttClient(MQTT.reader, (topic) => void readerSaw.push(topic));
+      await reader.subscribe('sensors/#', 1);
+      const healthSaw: string[] = [];
+      const health = await mqttClient(MQTT.health, (topic) => void healthSaw.push(topic));
+      await health.subscribe('$SYS/broker/uptime', 1);
+      const bob = await mqttClient(MQTT.bob);
+      await bob.publish('sensors/bob/cpu_temp', '40', { qos: 1 });
+      await bob.close();
+      await reader.publish('homeassistant/status', 'online', { qos: 1 }); // alice may read this one
+      await waitFor('the controls', () => (readerSaw.includes('sensors/bob/cpu_temp') && healthSaw.includes('$SYS/broker/uptime') ? true : undefined));
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(got).toEqual(filter === '#' ? ['homeassistant/status'] : []);
+      await Promise.all([alice.close(), reader.close(), health.close()]);
+    },
+  );
 });
 
 describe('InfluxDB logins (authentication on)', () => {
@@ -172,13 +175,19 @@ describe('InfluxDB logins (authentication on)', () => {
     const bob = await mqttClient(MQTT.bob);
     await bob.publish('sensors/bob/cpu_usage', JSON.stringify({ value: 12.5, ts: now }), { qos: 1 });
     await bob.close();
-    const rows = await waitFor('bob stored', async () => (await influxql(`SELECT "usage" FROM "cpu" WHERE "host" = 'bob'`, LOGINS.grafana)).series?.[0]?.values);
+    const rows = await waitFor(
+      'bob stored',
+      async () => (await influxql(`SELECT "usage" FROM "cpu" WHERE "host" = 'bob'`, LOGINS.grafana)).series?.[0]?.values,
+    );
     expect(rows).toEqual([[now, 12.5]]);
     for (const [login, status] of [
       [LOGINS.grafana, 403],
       [{ username: LOGINS.bridge.username, password: 'guess' }, 401],
     ] as const) {
-      const run = await execCli(['bridge'], bridgeEnv(`mqtt://127.0.0.1:${broker.port}`, influx.url, DB, 'refused-bridge', { INFLUX_USERNAME: login.username, INFLUX_PASSWORD: login.password }));
+      const run = await execCli(
+        ['bridge'],
+        bridgeEnv(`mqtt://127.0.0.1:${broker.port}`, influx.url, DB, 'refused-bridge', { INFLUX_USERNAME: login.username, INFLUX_PASSWORD: login.password }),
+      );
       expect(run.code).toBe(1);
       expect(run.stderr).toContain(`credentials refused (${status}`);
     }

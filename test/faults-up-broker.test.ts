@@ -21,7 +21,13 @@ import { freePort } from './harness/process.js';
 import { rawConnect, type RawClient } from './harness/raw-mqtt.js';
 import { startShippedMosquitto, type ShippedMosquitto } from './harness/shipped-mosquitto.js';
 
-const LOGINS = { alice: 'alice-password-1', bob: 'bob-password-12', hostpulse_bridge: 'bridge-password-1', hostpulse_reader: 'reader-password-1', hostpulse_health: 'health-password-1' };
+const LOGINS = {
+  alice: 'alice-password-1',
+  bob: 'bob-password-12',
+  hostpulse_bridge: 'bridge-password-1',
+  hostpulse_reader: 'reader-password-1',
+  hostpulse_health: 'health-password-1',
+};
 type Login = keyof typeof LOGINS;
 const as = (login: Login): { username: string; password: string } => ({ username: login, password: LOGINS[login] });
 
@@ -32,7 +38,15 @@ const brokers: EmbeddedBroker[] = [];
 /** The embedded broker with the logins above (as `up` with MQTT_PASSWD_FILE), or anonymous with `logins: undefined`. */
 async function embedded(extra: Partial<EmbeddedBrokerOptions> = {}, log: CapturedLogger = captureLogger('embedded')): Promise<EmbeddedBroker> {
   const broker = await startEmbeddedBroker(
-    { host: '127.0.0.1', port: 0, wsPort: 0, maxConnections: 1000, maxPacketBytes: 65_536, logins: (user) => [lines.get(user)].filter((l): l is string => l !== undefined), ...extra },
+    {
+      host: '127.0.0.1',
+      port: 0,
+      wsPort: 0,
+      maxConnections: 1000,
+      maxPacketBytes: 65_536,
+      logins: (user) => [lines.get(user)].filter((l): l is string => l !== undefined),
+      ...extra,
+    },
     log.logger,
   );
   brokers.push(broker);
@@ -57,9 +71,21 @@ afterAll(async () => {
   await Promise.all([mosquitto?.stop(), ...brokers.map((b) => b.close())]);
 });
 
-function connection(port: number, clientId: string, login: Login | undefined, options: { clean?: boolean; onMessage?: (topic: string, payload: Buffer) => void } = {}): MqttConnection {
+function connection(
+  port: number,
+  clientId: string,
+  login: Login | undefined,
+  options: { clean?: boolean; onMessage?: (topic: string, payload: Buffer) => void } = {},
+): MqttConnection {
   return new MqttConnection(
-    { url: `mqtt://127.0.0.1:${port}`, clientId, clean: options.clean ?? true, reconnect: false, ...(login ? as(login) : {}), ...(options.onMessage ? { onMessage: options.onMessage } : {}) },
+    {
+      url: `mqtt://127.0.0.1:${port}`,
+      clientId,
+      clean: options.clean ?? true,
+      reconnect: false,
+      ...(login ? as(login) : {}),
+      ...(options.onMessage ? { onMessage: options.onMessage } : {}),
+    },
     captureLogger('client').logger,
   );
 }
@@ -97,7 +123,7 @@ describe('sessions: one per login, named after it', () => {
     await discard(port, 'hostpulse_bridge');
   });
 
-  it.each(BOTH)("on %s, an agent is not disconnected by another login sending its client id", async (_, broker) => {
+  it.each(BOTH)('on %s, an agent is not disconnected by another login sending its client id', async (_, broker) => {
     const port = await broker();
     const alice = await rawConnect(port, { clientId: 'hostpulse-agent-alice', ...as('alice') });
     let accepted = 0;
@@ -127,7 +153,7 @@ describe('sessions: one per login, named after it', () => {
     await expect(rawConnect(port, { clientId: 'hostpulse-bridge', clean: false })).rejects.toThrow(/^CONNACK [45]$/);
   });
 
-  it("without logins (anonymous, loopback only), client ids stay as sent", async () => {
+  it('without logins (anonymous, loopback only), client ids stay as sent', async () => {
     const open = await embedded({ logins: undefined });
     const one = await rawConnect(open.port, { clientId: 'one' });
     const two = await rawConnect(open.port, { clientId: 'two' });
@@ -190,13 +216,15 @@ describe('retained messages: bounded per login', () => {
     return got;
   }
 
-  it('refuses retained messages beyond a login\'s topics and bytes, acknowledged and logged; a replacement or deletion is allowed', async () => {
+  it("refuses retained messages beyond a login's topics and bytes, acknowledged and logged; a replacement or deletion is allowed", async () => {
     const log = captureLogger('embedded');
     const broker = await embedded({ retained: { maxTopics: 4, maxBytes: 2000 } }, log);
     const bob = await connected(connection(broker.port, 'bob', 'bob'));
     for (let i = 1; i <= 6; i++) await bob.publish(`homeassistant/sensor/bob/m${i}/config`, `config-${i}`, { qos: 1, retain: true });
     expect([...(await replayed(broker.port)).keys()].sort()).toEqual([1, 2, 3, 4].map((i) => `homeassistant/sensor/bob/m${i}/config`));
-    expect(log.lines.filter((l) => l.msg === 'retained message refused: over the quota')).toMatchObject([{ user: 'bob', topic: 'homeassistant/sensor/bob/m5/config', reason: 'over_topics', heldTopics: 4 }]);
+    expect(log.lines.filter((l) => l.msg === 'retained message refused: over the quota')).toMatchObject([
+      { user: 'bob', topic: 'homeassistant/sensor/bob/m5/config', reason: 'over_topics', heldTopics: 4 },
+    ]);
     // A new value for a topic it holds replaces it; a deletion gives its share back.
     await bob.publish('homeassistant/sensor/bob/m1/config', 'config-1b', { qos: 1, retain: true });
     await bob.publish('homeassistant/sensor/bob/m2/config', '', { qos: 1, retain: true });
@@ -273,7 +301,9 @@ describe('sockets that never send CONNECT', () => {
         idle.push(socket);
         await new Promise((resolve) => socket.once('connect', resolve).once('close', resolve));
       }
-      const logins = await Promise.allSettled(hosts.map((h) => rawConnect(broker.port, { clientId: `hostpulse-agent-${h}`, username: h, password: `${h}-password` })));
+      const logins = await Promise.allSettled(
+        hosts.map((h) => rawConnect(broker.port, { clientId: `hostpulse-agent-${h}`, username: h, password: `${h}-password` })),
+      );
       expect(logins.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
       for (const r of logins) if (r.status === 'fulfilled') (r.value as RawClient).end();
       // Bounded: at most 64 from one address wait for CONNECT; the broker closed the others.
@@ -290,10 +320,24 @@ describe('sockets that never send CONNECT', () => {
 describe('sockets that never send CONNECT, over TLS and WebSocket', () => {
   it('are bounded there too, and a client past CONNECT is never closed to make room', async () => {
     const certs = await makeTestCerts();
-    const broker = await embedded({ wsPort: await freePort(), tls: { port: 0, cert: readFileSync(certs.server.cert), key: readFileSync(certs.server.key) }, pending: { perAddress: 4, total: 8 } });
+    const broker = await embedded({
+      wsPort: await freePort(),
+      tls: { port: 0, cert: readFileSync(certs.server.cert), key: readFileSync(certs.server.key) },
+      pending: { perAddress: 4, total: 8 },
+    });
     const over = async (kind: 'tls' | 'ws', id: string): Promise<MqttConnection> => {
       const url = kind === 'tls' ? `mqtts://localhost:${broker.tlsPort}` : `ws://127.0.0.1:${broker.wsPort}`;
-      const c = new MqttConnection({ url, clientId: id, clean: true, reconnect: false, ...as(id === 'a' ? 'alice' : 'bob'), ...(kind === 'tls' ? { tls: { ca: readFileSync(certs.ca) } } : {}) }, captureLogger('client').logger);
+      const c = new MqttConnection(
+        {
+          url,
+          clientId: id,
+          clean: true,
+          reconnect: false,
+          ...as(id === 'a' ? 'alice' : 'bob'),
+          ...(kind === 'tls' ? { tls: { ca: readFileSync(certs.ca) } } : {}),
+        },
+        captureLogger('client').logger,
+      );
       return connected(c);
     };
     const [tls, ws] = [await over('tls', 'a'), await over('ws', 'b')];

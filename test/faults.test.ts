@@ -22,7 +22,10 @@ let influx: InfluxDB;
 
 beforeAll(async () => {
   // As the shipped config: persistent, and no 1,000-message cap on what is queued for the bridge.
-  [broker, influx] = await Promise.all([startMosquitto({ persistent: true, config: ['allow_anonymous true', 'max_queued_messages 0'] }), startInfluxDB(['durable', 'memory', 'full'])]);
+  [broker, influx] = await Promise.all([
+    startMosquitto({ persistent: true, config: ['allow_anonymous true', 'max_queued_messages 0'] }),
+    startInfluxDB(['durable', 'memory', 'full']),
+  ]);
 });
 afterAll(async () => {
   await stopAllCli();
@@ -59,7 +62,15 @@ async function ledger(db: string, prefix: string): Promise<Map<string, number>> 
 }
 
 function bridge(db: string, clientId: string, queueDir: string, extra: Record<string, string> = {}): Running {
-  return runCli(['bridge'], { MQTT_URL: broker.url, MQTT_CLIENT_ID: clientId, INFLUX_API: '1', INFLUX_URL: influx.url, INFLUX_DATABASE: db, QUEUE_DIR: queueDir, ...extra });
+  return runCli(['bridge'], {
+    MQTT_URL: broker.url,
+    MQTT_CLIENT_ID: clientId,
+    INFLUX_API: '1',
+    INFLUX_URL: influx.url,
+    INFLUX_DATABASE: db,
+    QUEUE_DIR: queueDir,
+    ...extra,
+  });
 }
 
 describe('bridge killed with SIGKILL mid-stream', () => {
@@ -79,10 +90,14 @@ describe('bridge killed with SIGKILL mid-stream', () => {
     const acked = await load;
     const expected = [...acked.values()].reduce((a, b) => a + b, 0);
     expect(expected).toBe(4000);
-    const stored = await waitFor('every acknowledged sample stored', async () => {
-      const l = await ledger('durable', 'dur');
-      return [...l.values()].reduce((a, b) => a + b, 0) >= expected ? l : undefined;
-    }, 40_000);
+    const stored = await waitFor(
+      'every acknowledged sample stored',
+      async () => {
+        const l = await ledger('durable', 'dur');
+        return [...l.values()].reduce((a, b) => a + b, 0) >= expected ? l : undefined;
+      },
+      40_000,
+    );
     expect(stored).toEqual(acked);
     expect(await current.stop()).toBe(0);
   });
@@ -125,10 +140,14 @@ describe('the queue disk fills up while the bridge runs', () => {
     rmSync(join(queue, 'seg-000000002.v2.log'));
     const second = bridge('full', 'fault-full', queue);
     await second.waitForLog((l) => l.msg === 'connected to broker');
-    const stored = await waitFor('every acknowledged sample stored', async () => {
-      const l = await ledger('full', 'full');
-      return [...l.values()].reduce((a, b) => a + b, 0) >= 400 ? l : undefined;
-    }, 30_000);
+    const stored = await waitFor(
+      'every acknowledged sample stored',
+      async () => {
+        const l = await ledger('full', 'full');
+        return [...l.values()].reduce((a, b) => a + b, 0) >= 400 ? l : undefined;
+      },
+      30_000,
+    );
     expect(stored).toEqual(acked);
     expect(await second.stop()).toBe(0);
   });

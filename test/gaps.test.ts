@@ -16,22 +16,38 @@ describe('a bridge away longer than the broker queues for it', () => {
 
   it('reports the samples the broker dropped as missing, on /metrics and in InfluxDB', async () => {
     const port = await freePort();
-    const env = { MQTT_URL: servers.broker.url, MQTT_CLIENT_ID: 'gap-bridge', INFLUX_API: '1', INFLUX_URL: servers.influx.url, INFLUX_DATABASE: 'hp', FLUSH_INTERVAL: '100ms', STATS_INTERVAL: '1s', HTTP_PORT: String(port) };
+    const env = {
+      MQTT_URL: servers.broker.url,
+      MQTT_CLIENT_ID: 'gap-bridge',
+      INFLUX_API: '1',
+      INFLUX_URL: servers.influx.url,
+      INFLUX_DATABASE: 'hp',
+      FLUSH_INTERVAL: '100ms',
+      STATS_INTERVAL: '1s',
+      HTTP_PORT: String(port),
+    };
     const first = runCli(['bridge'], env);
     await first.waitForLog((l) => l.msg === 'subscribed');
     const publisher = new MqttConnection({ url: servers.broker.url, clientId: 'gap-agent', clean: true, reconnect: false }, captureLogger('gap').logger);
     await publisher.waitConnected(5000);
     const t0 = Date.now() - 60_000;
     const publish = (from: number, to: number): Promise<void[]> =>
-      Promise.all(Array.from({ length: to - from }, (_, i) => publisher.publish('sensors/gap-pc/cpu_usage', JSON.stringify({ value: 1, ts: t0 + from + i, seq: from + i }), { qos: 1 })));
+      Promise.all(
+        Array.from({ length: to - from }, (_, i) =>
+          publisher.publish('sensors/gap-pc/cpu_usage', JSON.stringify({ value: 1, ts: t0 + from + i, seq: from + i }), { qos: 1 }),
+        ),
+      );
     await publish(0, 10);
-    await waitFor('the first samples stored', async () => ((await servers.influx.query('SELECT count("usage") FROM "cpu"', 'hp')).series[0]?.values[0]?.[1] === 10 ? true : undefined));
+    await waitFor('the first samples stored', async () =>
+      (await servers.influx.query('SELECT count("usage") FROM "cpu"', 'hp')).series[0]?.values[0]?.[1] === 10 ? true : undefined,
+    );
     expect(await first.stop()).toBe(0);
 
     await publish(10, 510); // the broker keeps 100 of these for the bridge and drops 400
     await publisher.close();
     const second = runCli(['bridge'], env);
-    const missing = async (): Promise<number> => Number(/^hostpulse_bridge_missing_total (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1]);
+    const missing = async (): Promise<number> =>
+      Number(/^hostpulse_bridge_missing_total (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1]);
     await second.waitForLog((l) => l.msg === 'broker connection restored' || l.msg === 'connected to broker');
     const stored = await waitFor('the queued samples stored', async () => {
       const n = (await servers.influx.query('SELECT count("usage") FROM "cpu"', 'hp')).series[0]?.values[0]?.[1] as number;

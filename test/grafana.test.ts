@@ -34,7 +34,9 @@ const DS = { type: 'influxdb', uid: 'hostpulse-influxdb' };
 const GRAFANA = join(ROOT, 'grafana');
 const DASHBOARDS = join(GRAFANA, 'dashboards');
 const FIXTURES = new URL('./fixtures/machines/', import.meta.url);
-const MACHINES = readdirSync(FIXTURES).filter((f) => f.endsWith('.json')).sort();
+const MACHINES = readdirSync(FIXTURES)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 const hostOf = (file: string): string => `gf-${file.replace('.json', '')}`;
 /** Hosts with a running agent (their real samples and availability). */
 const AGENTS = MACHINES.map(hostOf);
@@ -100,7 +102,19 @@ for (const spec of Object.values(catalog) as MetricSpec[]) {
 KNOWN_FIELDS.set(availabilityStorage.measurement, new Set([availabilityStorage.field]));
 KNOWN_FIELDS.set(
   pipelineStorage.measurement,
-  new Set(['received', 'written', 'rejected', 'db_rejected', 'retries', 'buffered', 'lost', 'dropped', 'missing', 'availability', ...REJECT_REASONS.map((r) => `rejected_${r}`)]),
+  new Set([
+    'received',
+    'written',
+    'rejected',
+    'db_rejected',
+    'retries',
+    'buffered',
+    'lost',
+    'dropped',
+    'missing',
+    'availability',
+    ...REJECT_REASONS.map((r) => `rejected_${r}`),
+  ]),
 );
 
 interface Reads {
@@ -207,7 +221,9 @@ async function check(where: string, query: string, vars: Readonly<Record<string,
 function readDashboard(file: string): Dashboard {
   return JSON.parse(readFileSync(join(DASHBOARDS, file), 'utf8')) as Dashboard;
 }
-const DASHBOARD_FILES = readdirSync(DASHBOARDS).filter((f) => f.endsWith('.json')).sort();
+const DASHBOARD_FILES = readdirSync(DASHBOARDS)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 const dashboards = new Map(DASHBOARD_FILES.map((f) => [f, readDashboard(f)]));
 const yaml = (path: string): Yaml => parseYaml(readFileSync(join(GRAFANA, 'provisioning', path), 'utf8'));
 
@@ -228,7 +244,13 @@ async function variableValues(query: string, vars: Readonly<Record<string, Varia
 }
 
 function instancesOf(host: string, measurement: string): string[] {
-  return [...new Set(publishedSamples().filter((p) => p.host === host && p.measurement === measurement && p.instance !== undefined).map((p) => p.instance as string))].sort();
+  return [
+    ...new Set(
+      publishedSamples()
+        .filter((p) => p.host === host && p.measurement === measurement && p.instance !== undefined)
+        .map((p) => p.instance as string),
+    ),
+  ].sort();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -236,15 +258,29 @@ function instancesOf(host: string, measurement: string): string[] {
 beforeAll(async () => {
   [broker, influx] = await Promise.all([startMosquitto(), startInfluxDB([DB])]);
   watch = await capture(broker.url);
-  bridge = runCli(['bridge'], { MQTT_URL: broker.url, INFLUX_API: '1', INFLUX_URL: influx.url, INFLUX_DATABASE: DB, FLUSH_INTERVAL: '100ms', STATS_INTERVAL: '1s' });
+  bridge = runCli(['bridge'], {
+    MQTT_URL: broker.url,
+    INFLUX_API: '1',
+    INFLUX_URL: influx.url,
+    INFLUX_DATABASE: DB,
+    FLUSH_INTERVAL: '100ms',
+    STATS_INTERVAL: '1s',
+  });
   await bridge.waitForLog((l) => l.msg === 'subscribed');
-  const firstStats = await waitFor('the first stored counters', async () => (await influx.query('SELECT last("received") FROM "hostpulse_bridge"', DB)).series[0]?.values[0]?.[0] as number | undefined);
+  const firstStats = await waitFor(
+    'the first stored counters',
+    async () => (await influx.query('SELECT last("received") FROM "hostpulse_bridge"', DB)).series[0]?.values[0]?.[0] as number | undefined,
+  );
 
   for (const file of MACHINES) {
     agents.push(runCli(['agent', '--replay', new URL(file, FIXTURES).pathname], { MQTT_URL: broker.url, SENSORS_HOST: hostOf(file), SAMPLE_INTERVAL: '1s' }));
   }
   const now = Date.now();
-  for (const [metric, value] of [['cpu_temp', 91.5], ['gpu0_temp', 92], ['disk_root_usage', 95.5]] as const) {
+  for (const [metric, value] of [
+    ['cpu_temp', 91.5],
+    ['gpu0_temp', 92],
+    ['disk_root_usage', 95.5],
+  ] as const) {
     for (const ts of [now - 2000, now - 1000]) await mosquittoPub(broker.port, `sensors/${HOT}/${metric}`, JSON.stringify({ value, ts }));
   }
   for (const ts of [now - 20 * 60_000, now - 19 * 60_000]) await mosquittoPub(broker.port, `sensors/${SILENT}/cpu_usage`, JSON.stringify({ value: 12.5, ts }));
@@ -278,11 +314,16 @@ beforeAll(async () => {
     },
     15_000,
   );
-  await waitFor('offline stored', async () => ((await influx.query(`SELECT last("online") FROM "availability" WHERE "host" = '${STOPPED}'`, DB)).series[0]?.values[0]?.[1] === 0 ? true : undefined));
+  await waitFor('offline stored', async () =>
+    (await influx.query(`SELECT last("online") FROM "availability" WHERE "host" = '${STOPPED}'`, DB)).series[0]?.values[0]?.[1] === 0 ? true : undefined,
+  );
   await waitFor(
     'the rejections as a rate',
     async () => {
-      const r = await influx.query('SELECT non_negative_derivative(last("rejected"), 1s) FROM "hostpulse_bridge" WHERE time >= now() - 1h GROUP BY time(10s) fill(none)', DB);
+      const r = await influx.query(
+        'SELECT non_negative_derivative(last("rejected"), 1s) FROM "hostpulse_bridge" WHERE time >= now() - 1h GROUP BY time(10s) fill(none)',
+        DB,
+      );
       return r.series[0]?.values.some((v) => (v[1] as number) > 0) ? true : undefined;
     },
     25_000,
@@ -318,7 +359,9 @@ describe('Grafana provisioning files', () => {
     expect(at(ds, 'editable')).toBe(false);
     // Every $VAR Grafana expands here must be one the compose file passes to the container.
     const text = readFileSync(join(GRAFANA, 'provisioning/datasources/hostpulse.yaml'), 'utf8').replace(/^\s*#.*$/gm, '');
-    expect(new Set([...text.matchAll(/\$\{?(\w+)/g)].map((m) => m[1]))).toEqual(new Set(['GRAFANA_INFLUX_USERNAME', 'INFLUX_BUCKET', 'GRAFANA_INFLUX_PASSWORD']));
+    expect(new Set([...text.matchAll(/\$\{?(\w+)/g)].map((m) => m[1]))).toEqual(
+      new Set(['GRAFANA_INFLUX_USERNAME', 'INFLUX_BUCKET', 'GRAFANA_INFLUX_PASSWORD']),
+    );
   });
 
   it('provisions the dashboards from the mounted folder into the hostpulse folder, read-only', () => {
@@ -377,7 +420,9 @@ describe('Grafana provisioning files', () => {
     const host = dashboards.get('host-detail.json');
     expect(host?.templating?.list.find((v) => v.name === 'host')).toMatchObject({ query: 'SHOW TAG VALUES WITH KEY = "host"' });
     // Instances come from the data: one panel per GPU, filesystem and interface, repeated.
-    const repeats = allPanels(host?.panels ?? []).filter((p) => p.repeat).map((p) => p.repeat);
+    const repeats = allPanels(host?.panels ?? [])
+      .filter((p) => p.repeat)
+      .map((p) => p.repeat);
     expect(new Set(repeats)).toEqual(new Set(['gpu', 'disk', 'iface']));
     // Every query shows the selected host only; a repeated panel, its own instance only.
     const tagOf: Record<string, string> = { gpu: 'gpu', disk: 'disk', iface: 'iface' };
@@ -403,7 +448,7 @@ describe('dashboard queries on the real pipeline', () => {
   const single = (value: string): VariableValue => ({ value, multi: false });
   const many = (values: readonly string[]): VariableValue => ({ value: values, multi: true });
 
-  it('fills the template variables from the data: every host, and each host\'s GPUs, filesystems and interfaces', async () => {
+  it("fills the template variables from the data: every host, and each host's GPUs, filesystems and interfaces", async () => {
     const host = dashboards.get('host-detail.json');
     const variable = (name: string): string => variableQuery(host?.templating?.list.find((v) => v.name === name) ?? { name, type: 'missing' });
     const hosts = await variableValues(variable('host'), {});
@@ -454,7 +499,12 @@ describe('dashboard queries on the real pipeline', () => {
     }
     for (const h of AGENTS) {
       const row = merged.get(h);
-      expect(row, h).toMatchObject({ cpu_usage: expect.any(Number), mem_usage: expect.any(Number), disk_usage: expect.any(Number), cpu_temp: expect.any(Number) });
+      expect(row, h).toMatchObject({
+        cpu_usage: expect.any(Number),
+        mem_usage: expect.any(Number),
+        disk_usage: expect.any(Number),
+        cpu_temp: expect.any(Number),
+      });
       expect(row?.['samples_5m'], `${h} reporting`).toBeGreaterThan(0);
       expect(row?.['online'], `${h} status`).toBe(h === STOPPED ? 0 : 1);
       expect(row?.['gpu_temp'] !== undefined, `${h} GPU`).toBe(instancesOf(h, 'gpu').length > 0);
@@ -482,9 +532,16 @@ describe('dashboard queries on the real pipeline', () => {
       for (const p of allPanels(d.panels)) {
         const repeats = p.repeat ? (values[p.repeat] ?? []) : [undefined];
         for (const instance of repeats) {
-          const vs: Record<string, VariableValue> = { ...base, ...(p.repeat && instance !== undefined ? { [p.repeat]: { value: instance, multi: true } } : {}) };
+          const vs: Record<string, VariableValue> = {
+            ...base,
+            ...(p.repeat && instance !== undefined ? { [p.repeat]: { value: instance, multi: true } } : {}),
+          };
           for (const t of targetsOf(p)) {
-            const series = await check(`host "${p.title}" ${t.refId} for ${label}${instance !== undefined ? ` ${p.repeat}=${instance}` : ''}`, t.query ?? '', vs);
+            const series = await check(
+              `host "${p.title}" ${t.refId} for ${label}${instance !== undefined ? ` ${p.repeat}=${instance}` : ''}`,
+              t.query ?? '',
+              vs,
+            );
             if (p.repeat && hostValue.multi === false) expect(series.length, `${p.title} for ${label} ${instance}`).toBeGreaterThan(0);
             queries++;
           }
@@ -502,7 +559,8 @@ describe('dashboard queries on the real pipeline', () => {
           const series = await check(`pipeline "${p.title}" ${t.refId}`, t.query ?? '', { bridge: bridgeValue });
           if (/non_negative_derivative\(last\("rejected_/.test(t.query ?? '')) {
             const byReason = Object.fromEntries((series[0]?.columns ?? []).map((c, i) => [c, (series[0]?.values ?? []).some((v) => (v[i] as number) > 0)]));
-            for (const reason of ['unknown_metric', 'bad_payload', 'out_of_range', 'bad_host', 'bad_timestamp']) expect(byReason[`rejected_${reason}`], reason).toBe(true);
+            for (const reason of ['unknown_metric', 'bad_payload', 'out_of_range', 'bad_host', 'bad_timestamp'])
+              expect(byReason[`rejected_${reason}`], reason).toBe(true);
             expect(byReason['rejected_too_large']).toBe(false);
           }
           if (/non_negative_derivative\(last\("received"\)/.test(t.query ?? '')) {
@@ -572,58 +630,68 @@ describe('alert rules', () => {
     }
   });
 
-  it.each(rules.map((r) => [String(at(r, 'uid')), r] as const))('%s: its query answers on the real data and its condition fires only where it should', async (uid, rule) => {
-    const data = list(at(rule, 'data'));
-    /** refId → label set → values (queries) or one number (expressions). */
-    const results = new Map<string, Map<string, number | null>>();
-    for (const d of data) {
-      const refId = String(at(d, 'refId'));
-      const model = at(d, 'model');
-      if (at(d, 'datasourceUid') !== '__expr__') {
-        const from = Number(at(d, 'relativeTimeRange', 'from'));
-        const to = Number(at(d, 'relativeTimeRange', 'to'));
-        const query = String(at(model, 'query'));
-        const q = interpolate(query, {}, { timeFilter: `time >= now() - ${from}s${to > 0 ? ` AND time <= now() - ${to}s` : ''}`, intervalMs: Number(at(model, 'intervalMs')) });
-        const series = await check(`rule ${uid} ${refId}`, query, {}, Number(at(model, 'intervalMs')));
-        expect(series.length, `${uid}: ${q}`).toBeGreaterThan(0);
-        const byLabels = new Map<string, number | null>();
-        for (const s of series) {
-          const { host: seriesHost, ...instance } = s.tags ?? {};
-          const key = [seriesHost, ...Object.values(instance)].join('/');
-          const values = s.values.map((v) => v[1] as number | null).filter((v) => v !== null);
-          byLabels.set(key, values.at(-1) ?? null); // reduce "last", dropping nulls, happens below; keep the last non-null
+  it.each(rules.map((r) => [String(at(r, 'uid')), r] as const))(
+    '%s: its query answers on the real data and its condition fires only where it should',
+    async (uid, rule) => {
+      const data = list(at(rule, 'data'));
+      /** refId → label set → values (queries) or one number (expressions). */
+      const results = new Map<string, Map<string, number | null>>();
+      for (const d of data) {
+        const refId = String(at(d, 'refId'));
+        const model = at(d, 'model');
+        if (at(d, 'datasourceUid') !== '__expr__') {
+          const from = Number(at(d, 'relativeTimeRange', 'from'));
+          const to = Number(at(d, 'relativeTimeRange', 'to'));
+          const query = String(at(model, 'query'));
+          const q = interpolate(
+            query,
+            {},
+            { timeFilter: `time >= now() - ${from}s${to > 0 ? ` AND time <= now() - ${to}s` : ''}`, intervalMs: Number(at(model, 'intervalMs')) },
+          );
+          const series = await check(`rule ${uid} ${refId}`, query, {}, Number(at(model, 'intervalMs')));
+          expect(series.length, `${uid}: ${q}`).toBeGreaterThan(0);
+          const byLabels = new Map<string, number | null>();
+          for (const s of series) {
+            const { host: seriesHost, ...instance } = s.tags ?? {};
+            const key = [seriesHost, ...Object.values(instance)].join('/');
+            const values = s.values.map((v) => v[1] as number | null).filter((v) => v !== null);
+            byLabels.set(key, values.at(-1) ?? null); // reduce "last", dropping nulls, happens below; keep the last non-null
+          }
+          results.set(refId, byLabels);
+          continue;
         }
-        results.set(refId, byLabels);
-        continue;
+        const type = at(model, 'type');
+        const input = results.get(String(at(model, 'expression')));
+        expect(input, `${uid} ${refId} input`).toBeDefined();
+        const out = new Map<string, number | null>();
+        if (type === 'reduce') {
+          expect(at(model, 'reducer')).toBe('last');
+          expect(at(model, 'settings', 'mode')).toBe('dropNN');
+          for (const [k, v] of input ?? []) out.set(k, v);
+        } else if (type === 'threshold') {
+          const evaluator = at(list(at(model, 'conditions'))[0] as Yaml, 'evaluator');
+          const op = at(evaluator, 'type');
+          const limit = Number(list(at(evaluator, 'params'))[0]);
+          for (const [k, v] of input ?? []) out.set(k, v === null ? null : (op === 'gt' ? v > limit : op === 'lt' ? v < limit : Number.NaN) ? 1 : 0);
+          expect(['gt', 'lt']).toContain(op);
+        } else {
+          throw new Error(`${uid}: expression ${String(type)} not evaluated by this test`);
+        }
+        results.set(refId, out);
       }
-      const type = at(model, 'type');
-      const input = results.get(String(at(model, 'expression')));
-      expect(input, `${uid} ${refId} input`).toBeDefined();
-      const out = new Map<string, number | null>();
-      if (type === 'reduce') {
-        expect(at(model, 'reducer')).toBe('last');
-        expect(at(model, 'settings', 'mode')).toBe('dropNN');
-        for (const [k, v] of input ?? []) out.set(k, v);
-      } else if (type === 'threshold') {
-        const evaluator = at(list(at(model, 'conditions'))[0] as Yaml, 'evaluator');
-        const op = at(evaluator, 'type');
-        const limit = Number(list(at(evaluator, 'params'))[0]);
-        for (const [k, v] of input ?? []) out.set(k, v === null ? null : (op === 'gt' ? v > limit : op === 'lt' ? v < limit : Number.NaN) ? 1 : 0);
-        expect(['gt', 'lt']).toContain(op);
-      } else {
-        throw new Error(`${uid}: expression ${String(type)} not evaluated by this test`);
-      }
-      results.set(refId, out);
-    }
-    const condition = results.get(String(at(rule, 'condition')));
-    const firing = [...(condition ?? [])].filter(([, v]) => v === 1).map(([k]) => k).sort();
-    expect(firing, `${uid} fires for`).toEqual(FIRES[uid]);
-    // And it sees the healthy hosts too, so not firing for them means something.
-    const evaluated = [...(condition?.keys() ?? [])].map((k) => k.split('/')[0]);
-    const query = String(at(data.find((d) => at(d, 'datasourceUid') !== '__expr__') as Yaml, 'model', 'query'));
-    const { measurement, fields } = readsOf(query);
-    const publishers = AGENTS.filter((h) => publishedSamples().some((p) => p.host === h && p.measurement === measurement && fields.includes(p.field)));
-    expect(publishers.length, `${uid}: some agent publishes what it reads`).toBeGreaterThan(0);
-    for (const h of publishers) expect(evaluated, `${uid} evaluates ${h}`).toContain(h);
-  });
+      const condition = results.get(String(at(rule, 'condition')));
+      const firing = [...(condition ?? [])]
+        .filter(([, v]) => v === 1)
+        .map(([k]) => k)
+        .sort();
+      expect(firing, `${uid} fires for`).toEqual(FIRES[uid]);
+      // And it sees the healthy hosts too, so not firing for them means something.
+      const evaluated = [...(condition?.keys() ?? [])].map((k) => k.split('/')[0]);
+      const query = String(at(data.find((d) => at(d, 'datasourceUid') !== '__expr__') as Yaml, 'model', 'query'));
+      const { measurement, fields } = readsOf(query);
+      const publishers = AGENTS.filter((h) => publishedSamples().some((p) => p.host === h && p.measurement === measurement && fields.includes(p.field)));
+      expect(publishers.length, `${uid}: some agent publishes what it reads`).toBeGreaterThan(0);
+      for (const h of publishers) expect(evaluated, `${uid} evaluates ${h}`).toContain(h);
+    },
+  );
 });

@@ -19,7 +19,14 @@ let watch: Capture;
 beforeAll(async () => {
   [broker, vm] = await Promise.all([startMosquitto(), startVictoria()]);
   watch = await capture(broker.url);
-  bridge = runCli(['bridge'], { MQTT_URL: broker.url, INFLUX_URL: vm.url, INFLUX_ORG: 'home', INFLUX_BUCKET: 'hostpulse', INFLUX_TOKEN: 'unused', FLUSH_INTERVAL: '100ms' });
+  bridge = runCli(['bridge'], {
+    MQTT_URL: broker.url,
+    INFLUX_URL: vm.url,
+    INFLUX_ORG: 'home',
+    INFLUX_BUCKET: 'hostpulse',
+    INFLUX_TOKEN: 'unused',
+    FLUSH_INTERVAL: '100ms',
+  });
   await bridge.waitForLog((l) => l.msg === 'subscribed');
 });
 
@@ -32,9 +39,12 @@ afterAll(async () => {
 
 it('writes every sample through the v2 API with its host, instance tag, value and sample time', async () => {
   const host = 'v2-workstation';
-  const run = await execCli(['agent', '--once', '--replay', new URL('./fixtures/machines/linux-2gpu-workstation.json', import.meta.url).pathname, '--host', host], {
-    MQTT_URL: broker.url,
-  });
+  const run = await execCli(
+    ['agent', '--once', '--replay', new URL('./fixtures/machines/linux-2gpu-workstation.json', import.meta.url).pathname, '--host', host],
+    {
+      MQTT_URL: broker.url,
+    },
+  );
   expect(run.code, run.stderr).toBe(0);
   const count = (JSON.parse(run.stdout.split('\n').find((l) => l.includes('published one round')) ?? '{}') as { published: number }).published;
   await waitFor('every sample on the broker', () => (published(watch.forHost(host)).length === count ? true : undefined));
@@ -57,15 +67,21 @@ it('keeps accepting messages while the database is down, and writes them once it
   const port = new URL(vm.url).port;
   await vm.stop();
   const host = 'v2-outage';
-  const run = await execCli(['agent', '--once', '--replay', new URL('./fixtures/machines/linux-laptop.json', import.meta.url).pathname, '--host', host], { MQTT_URL: broker.url });
+  const run = await execCli(['agent', '--once', '--replay', new URL('./fixtures/machines/linux-laptop.json', import.meta.url).pathname, '--host', host], {
+    MQTT_URL: broker.url,
+  });
   expect(run.code, run.stderr).toBe(0);
   await bridge.waitForLog((l) => l.msg === 'write failed, retrying');
   vm = await startVictoria(Number(port));
   const count = published(watch.forHost(host)).length;
-  const series = await waitFor('the samples written after the outage', async () => {
-    const s = await vm.export(`{host="${host}"}`);
-    return s.length === count ? s : undefined;
-  }, 40_000);
+  const series = await waitFor(
+    'the samples written after the outage',
+    async () => {
+      const s = await vm.export(`{host="${host}"}`);
+      return s.length === count ? s : undefined;
+    },
+    40_000,
+  );
   expect(series).toHaveLength(count);
   await bridge.waitForLog((l) => l.msg === 'database writable again');
 });
@@ -81,7 +97,12 @@ describe('start-up check against InfluxDB 2 answers', () => {
     const paths: string[] = [];
     const server = createServer((req, res) => {
       paths.push(req.url ?? '');
-      res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'X-Influxdb-Build': 'OSS', 'X-Influxdb-Version': 'v2.7.6', 'X-Platform-Error-Code': JSON.parse(body).code });
+      res.writeHead(status, {
+        'Content-Type': 'application/json; charset=utf-8',
+        'X-Influxdb-Build': 'OSS',
+        'X-Influxdb-Version': 'v2.7.6',
+        'X-Platform-Error-Code': JSON.parse(body).code,
+      });
       res.end(body);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -92,7 +113,14 @@ describe('start-up check against InfluxDB 2 answers', () => {
   it('starts when InfluxDB 2 answers the empty check write with "writing requires points" (bucket and token are good)', async () => {
     const server = await replaying(400, '{"code":"invalid","message":"writing requires points"}');
     try {
-      const bridge = runCli(['bridge'], { MQTT_URL: broker.url, INFLUX_URL: server.url, INFLUX_ORG: 'home', INFLUX_BUCKET: 'hostpulse', INFLUX_TOKEN: 't', MQTT_CLIENT_ID: 'v2-check' });
+      const bridge = runCli(['bridge'], {
+        MQTT_URL: broker.url,
+        INFLUX_URL: server.url,
+        INFLUX_ORG: 'home',
+        INFLUX_BUCKET: 'hostpulse',
+        INFLUX_TOKEN: 't',
+        MQTT_CLIENT_ID: 'v2-check',
+      });
       await bridge.waitForLog((l) => l.msg === 'database ready');
       expect(await bridge.stop()).toBe(0);
     } finally {
@@ -103,7 +131,7 @@ describe('start-up check against InfluxDB 2 answers', () => {
   it.each([
     [404, '{"code":"not found","message":"bucket \\"nope\\" not found"}', 'bucket "nope" not found'],
     [401, '{"code":"unauthorized","message":"unauthorized access"}', 'credentials refused (401 unauthorized access)'],
-  ])('exits 1 on %i with the server\'s reason', async (status, body, reason) => {
+  ])("exits 1 on %i with the server's reason", async (status, body, reason) => {
     const server = await replaying(status, body);
     try {
       const run = await execCli(['bridge'], { MQTT_URL: broker.url, INFLUX_URL: server.url, INFLUX_ORG: 'home', INFLUX_BUCKET: 'nope', INFLUX_TOKEN: 't' });

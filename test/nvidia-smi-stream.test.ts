@@ -9,7 +9,6 @@ import { alive, fakeNvidiaSmi } from './harness/fake-nvidia-smi.js';
 import { capture, waitFor } from './harness/mqtt.js';
 import { useBroker } from './harness/servers.js';
 
-
 describe('the agent with an NVIDIA GPU (a fake nvidia-smi on PATH)', () => {
   const servers = useBroker();
 
@@ -17,7 +16,13 @@ describe('the agent with an NVIDIA GPU (a fake nvidia-smi on PATH)', () => {
     const fake = await fakeNvidiaSmi();
     const seen = await capture(servers.broker.url, 'sensors/gpu-rounds/gpu0_temp');
     // nvidia-smi ends after 6 blocks (6 s): the agent starts it again.
-    const agent = runCli(['agent'], { ...fake.env({ FAKE_SMI_BLOCKS: '6' }), MQTT_URL: servers.broker.url, SENSORS_HOST: 'gpu-rounds', SAMPLE_INTERVAL: '1s', HA_DISCOVERY: 'false' });
+    const agent = runCli(['agent'], {
+      ...fake.env({ FAKE_SMI_BLOCKS: '6' }),
+      MQTT_URL: servers.broker.url,
+      SENSORS_HOST: 'gpu-rounds',
+      SAMPLE_INTERVAL: '1s',
+      HA_DISCOVERY: 'false',
+    });
     await waitFor('4 rounds with GPU figures', () => (seen.messages.length >= 4 ? true : undefined), 30_000);
     expect(fake.starts()).toHaveLength(1);
     await waitFor('nvidia-smi started again', () => (fake.starts().length >= 2 ? true : undefined), 30_000);

@@ -31,7 +31,9 @@ async function startBridge(n: number, queueDir: string): Promise<SharedBridge> {
     QUEUE_DIR: queueDir,
     HTTP_PORT: String(port),
   });
-  await run.waitForLog((l) => l.msg === 'subscribed' || l.msg === 'broker connection restored' || (l.msg === 'connected to broker' && l['sessionPresent'] === true));
+  await run.waitForLog(
+    (l) => l.msg === 'subscribed' || l.msg === 'broker connection restored' || (l.msg === 'connected to broker' && l['sessionPresent'] === true),
+  );
   return { run, port };
 }
 
@@ -45,9 +47,18 @@ async function diagnosis(bridges: readonly SharedBridge[]): Promise<string> {
   const parts = await Promise.all(
     bridges.map(async (b, i) => {
       const counters = await fetch(`http://127.0.0.1:${b.port}/metrics`)
-        .then(async (r) => (await r.text()).split('\n').filter((l) => /^hostpulse_bridge_(received|written|write_retries|queue_points|rejected|dropped)/.test(l)).join(', '))
+        .then(async (r) =>
+          (await r.text())
+            .split('\n')
+            .filter((l) => /^hostpulse_bridge_(received|written|write_retries|queue_points|rejected|dropped)/.test(l))
+            .join(', '),
+        )
         .catch((e: unknown) => `no /metrics: ${String(e)}`);
-      const warnings = b.run.logs().filter((l) => l.level >= 40).map((l) => JSON.stringify(l)).slice(-10);
+      const warnings = b.run
+        .logs()
+        .filter((l) => l.level >= 40)
+        .map((l) => JSON.stringify(l))
+        .slice(-10);
       return `bridge ${i + 1}: ${counters}\n  ${warnings.join('\n  ')}`;
     }),
   );
@@ -75,7 +86,8 @@ async function publish(from: number, rounds: number): Promise<number> {
   const t0 = Date.now() - 3_600_000;
   const sends: Promise<void>[] = [];
   for (let r = from; r < from + rounds; r++) {
-    for (let h = 0; h < 20; h++) sends.push(publisher.publish(`sensors/fleet-${h}/cpu_usage`, JSON.stringify({ value: r % 100, ts: t0 + r * 10, seq: r }), { qos: 1 }));
+    for (let h = 0; h < 20; h++)
+      sends.push(publisher.publish(`sensors/fleet-${h}/cpu_usage`, JSON.stringify({ value: r % 100, ts: t0 + r * 10, seq: r }), { qos: 1 }));
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   await Promise.all(sends);
@@ -104,14 +116,23 @@ it('splits the stream among three bridges; with one killed the others carry on, 
   const [first, third] = [bridges[0] as SharedBridge, bridges[2] as SharedBridge];
   const before = (await received(first)) + (await received(third));
   sent += await publish(300, 50);
-  await waitForBridges([first, third], 'the others carry on', async () => ((await received(first)) + (await received(third)) >= before + 50 * 20 * 0.5 ? true : undefined), 20_000);
+  await waitForBridges(
+    [first, third],
+    'the others carry on',
+    async () => ((await received(first)) + (await received(third)) >= before + 50 * 20 * 0.5 ? true : undefined),
+    20_000,
+  );
 
   // Back with its session and its queue: what the broker kept for it, and what it had acknowledged, is stored.
   bridges[1] = await startBridge(2, dirs[1] as string);
-  const total = await waitFor('every acknowledged sample stored', async () => {
-    const n = await stored();
-    return n >= sent ? n : undefined;
-  }, 40_000);
+  const total = await waitFor(
+    'every acknowledged sample stored',
+    async () => {
+      const n = await stored();
+      return n >= sent ? n : undefined;
+    },
+    40_000,
+  );
   expect(total).toBe(sent);
   // Mosquitto kept routing a share to the killed member's session: the restarted bridge received it.
   expect(await received(bridges[1] as SharedBridge)).toBeGreaterThan(0);

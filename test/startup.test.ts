@@ -31,7 +31,10 @@ it('waits for an unreachable database, then for an unreachable broker, then stor
   const firstRetry = await bridge.waitForLog((l) => l.msg === 'database unreachable, retrying');
   expect(firstRetry['err']).toContain('ECONNREFUSED');
   await bridge.waitForLog((l) => l.msg === 'database unreachable, retrying' && l['attempt'] === 2);
-  const delays = bridge.logs().filter((l) => l.msg === 'database unreachable, retrying').map((l) => l['retryInMs'] as number);
+  const delays = bridge
+    .logs()
+    .filter((l) => l.msg === 'database unreachable, retrying')
+    .map((l) => l['retryInMs'] as number);
   expect(delays[0]).toBeGreaterThanOrEqual(1000); // backoff, not a busy loop
   expect(await healthz()).toEqual({ status: 503, body: { ok: false, broker: false, database: false, buffered: 0, queue: 'ok', status: 'unavailable' } });
 

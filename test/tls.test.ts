@@ -25,7 +25,8 @@ import { startShippedMosquitto, type ShippedMosquitto } from './harness/shipped-
 
 const REPLAY = join(ROOT, 'test/fixtures/machines/windows-laptop.json');
 /** How Node words a broker certificate signed by a CA it does not trust. */
-const UNTRUSTED = /TLS handshake failed: (self-signed certificate in certificate chain|unable to verify the first certificate|unable to get local issuer certificate)/;
+const UNTRUSTED =
+  /TLS handshake failed: (self-signed certificate in certificate chain|unable to verify the first certificate|unable to get local issuer certificate)/;
 
 let certs: TestCerts;
 let influx: InfluxDB;
@@ -36,7 +37,12 @@ let port: { tls: number; clientCert: number; expired: number; wss: number };
 beforeAll(async () => {
   certs = await makeTestCerts();
   port = { tls: await freePort(), clientCert: await freePort(), expired: await freePort(), wss: await freePort() };
-  const listener = (p: number, pair: { cert: string; key: string }) => [`listener ${p} 127.0.0.1`, `certfile ${pair.cert}`, `keyfile ${pair.key}`, 'tls_version tlsv1.2'];
+  const listener = (p: number, pair: { cert: string; key: string }) => [
+    `listener ${p} 127.0.0.1`,
+    `certfile ${pair.cert}`,
+    `keyfile ${pair.key}`,
+    'tls_version tlsv1.2',
+  ];
   [influx, mosquitto] = await Promise.all([
     startInfluxDB(['tls']),
     startMosquitto({
@@ -70,7 +76,10 @@ function startBridge(env: Record<string, string>): Running {
 }
 
 async function stored(host: string): Promise<number> {
-  const series = await waitFor(`samples of ${host} in InfluxDB`, async () => (await influx.query(`SELECT "level" FROM "battery" WHERE "host" = '${host}'`, 'tls')).series[0]);
+  const series = await waitFor(
+    `samples of ${host} in InfluxDB`,
+    async () => (await influx.query(`SELECT "level" FROM "battery" WHERE "host" = '${host}'`, 'tls')).series[0],
+  );
   return series.values[0]?.[1] as number;
 }
 
@@ -226,7 +235,11 @@ describe('hostpulse up with TLS, client certificates required', () => {
     expect(none.stderr).toContain('connection closed');
     expect(foreign.code).toBe(1);
     expect(foreign.stderr).toContain('connection closed');
-    const refused = () => up.logs().filter((l) => l.msg === 'TLS client certificate refused').map((l) => String(l['err']));
+    const refused = () =>
+      up
+        .logs()
+        .filter((l) => l.msg === 'TLS client certificate refused')
+        .map((l) => String(l['err']));
     await waitFor('both refusals logged', () => (refused().length >= 2 ? true : undefined));
     expect(refused().sort()).toEqual(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'no client certificate']);
     expect(up.logs().find((l) => l['err'] === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')).toMatchObject({ subject: 'alice', issuer: 'hostpulse test other-ca' });
@@ -258,7 +271,11 @@ describe('the embedded broker over TLS, in process', () => {
     const { logger } = captureLogger('embedded-tls');
     const base = { host: '127.0.0.1', port: 0, wsPort: 0, maxConnections: 2, maxPacketBytes: 4096 };
     secured = await startEmbeddedBroker(
-      { ...base, logins: (user) => [lines.get(user)].filter((l): l is string => l !== undefined), tls: { port: 0, cert: readFileSync(certs.server.cert), key: readFileSync(certs.server.key) } },
+      {
+        ...base,
+        logins: (user) => [lines.get(user)].filter((l): l is string => l !== undefined),
+        tls: { port: 0, cert: readFileSync(certs.server.cert), key: readFileSync(certs.server.key) },
+      },
       logger,
     );
     expired = await startEmbeddedBroker({ ...base, tls: { port: 0, cert: readFileSync(certs.expired.cert), key: readFileSync(certs.expired.key) } }, logger);
@@ -302,7 +319,10 @@ describe('the embedded broker over TLS, in process', () => {
     await expect(once.waitConnected(5000)).rejects.toThrow('TLS handshake failed: certificate has expired');
     await once.close(true);
     const { logger, lines } = captureLogger('retrying');
-    const retrying = new MqttConnection({ url: `mqtts://127.0.0.1:${expired.tlsPort}`, clientId: 'tls-retrying', clean: true, reconnect: true, tls: { ca: readFileSync(certs.ca) } }, logger);
+    const retrying = new MqttConnection(
+      { url: `mqtts://127.0.0.1:${expired.tlsPort}`, clientId: 'tls-retrying', clean: true, reconnect: true, tls: { ca: readFileSync(certs.ca) } },
+      logger,
+    );
     const warn = await waitFor('the warn line', () => lines.find((l) => l.msg === 'broker unreachable, retrying'));
     await retrying.close(true);
     expect(warn['reason']).toBe('TLS handshake failed: certificate has expired');
@@ -384,7 +404,9 @@ describe('the bridge and an https:// InfluxDB whose certificate a private CA sig
         await bridge.waitForLog((l) => l.msg === 'subscribed');
         const agent = await agentOnce('tls-https-influx', { MQTT_URL: mosquitto.url });
         expect(agent.code, agent.stderr).toBe(0);
-        await waitFor('samples over https', async () => ((await query(`SELECT "level" FROM "battery" WHERE "host" = 'tls-https-influx'`)).includes('44') ? true : undefined));
+        await waitFor('samples over https', async () =>
+          (await query(`SELECT "level" FROM "battery" WHERE "host" = 'tls-https-influx'`)).includes('44') ? true : undefined,
+        );
       } finally {
         await bridge.stop();
       }
@@ -400,7 +422,10 @@ describe('configuration errors: one line naming the variable, exit 2', () => {
   async function problems(command: string, env: Record<string, string>): Promise<string[]> {
     const run = await execCli([command, ...(command === 'agent' ? ['--once', '--host', 'cfg'] : [])], env);
     expect(run.code, run.stderr).toBe(2);
-    return run.stderr.split('\n').slice(1).filter((l) => l !== '');
+    return run.stderr
+      .split('\n')
+      .slice(1)
+      .filter((l) => l !== '');
   }
 
   it('names a missing file, a file that is not PEM, half a key pair, a key of another certificate, TLS files for a plain URL', async () => {
@@ -408,15 +433,39 @@ describe('configuration errors: one line naming the variable, exit 2', () => {
     await writeFile(notPem, 'hello\n');
     const cases: [string, Record<string, string>, RegExp][] = [
       ['agent', { MQTT_URL: tlsUrl, MQTT_CA_FILE: '/nonexistent/ca.pem' }, /^MQTT_CA_FILE: cannot read \/nonexistent\/ca\.pem: no such file$/],
-      ['bridge', { MQTT_URL: tlsUrl, MQTT_CA_FILE: notPem, INFLUX_URL: 'http://127.0.0.1:1', INFLUX_BUCKET: 'b' }, /^MQTT_CA_FILE: .*not-pem\.txt is not a PEM certificate file/],
-      ['agent', { MQTT_URL: tlsUrl, MQTT_KEY_FILE: certs.client.cert, MQTT_CERT_FILE: certs.client.cert }, /^MQTT_KEY_FILE: .*client\.pem is not a PEM private key file/],
+      [
+        'bridge',
+        { MQTT_URL: tlsUrl, MQTT_CA_FILE: notPem, INFLUX_URL: 'http://127.0.0.1:1', INFLUX_BUCKET: 'b' },
+        /^MQTT_CA_FILE: .*not-pem\.txt is not a PEM certificate file/,
+      ],
+      [
+        'agent',
+        { MQTT_URL: tlsUrl, MQTT_KEY_FILE: certs.client.cert, MQTT_CERT_FILE: certs.client.cert },
+        /^MQTT_KEY_FILE: .*client\.pem is not a PEM private key file/,
+      ],
       ['agent', { MQTT_URL: tlsUrl, MQTT_CERT_FILE: certs.client.cert }, /^MQTT_KEY_FILE: is required when MQTT_CERT_FILE is set$/],
-      ['bridge', { MQTT_URL: tlsUrl, MQTT_KEY_FILE: certs.client.key, INFLUX_URL: 'http://127.0.0.1:1', INFLUX_BUCKET: 'b' }, /^MQTT_CERT_FILE: is required when MQTT_KEY_FILE is set$/],
-      ['agent', { MQTT_URL: tlsUrl, MQTT_CERT_FILE: certs.client.cert, MQTT_KEY_FILE: certs.otherClient.key }, /^MQTT_KEY_FILE: .* is not the key of the certificate in MQTT_CERT_FILE$/],
-      ['bridge', { MQTT_URL: 'mqtt://127.0.0.1:1883', MQTT_CA_FILE: certs.ca, INFLUX_URL: 'http://127.0.0.1:1', INFLUX_BUCKET: 'b' }, /^MQTT_CA_FILE: applies only to a TLS broker \(MQTT_URL mqtts:\/\/ or wss:\/\/\), and MQTT_URL is mqtt:\/\/$/],
+      [
+        'bridge',
+        { MQTT_URL: tlsUrl, MQTT_KEY_FILE: certs.client.key, INFLUX_URL: 'http://127.0.0.1:1', INFLUX_BUCKET: 'b' },
+        /^MQTT_CERT_FILE: is required when MQTT_KEY_FILE is set$/,
+      ],
+      [
+        'agent',
+        { MQTT_URL: tlsUrl, MQTT_CERT_FILE: certs.client.cert, MQTT_KEY_FILE: certs.otherClient.key },
+        /^MQTT_KEY_FILE: .* is not the key of the certificate in MQTT_CERT_FILE$/,
+      ],
+      [
+        'bridge',
+        { MQTT_URL: 'mqtt://127.0.0.1:1883', MQTT_CA_FILE: certs.ca, INFLUX_URL: 'http://127.0.0.1:1', INFLUX_BUCKET: 'b' },
+        /^MQTT_CA_FILE: applies only to a TLS broker \(MQTT_URL mqtts:\/\/ or wss:\/\/\), and MQTT_URL is mqtt:\/\/$/,
+      ],
       ['up', { MQTT_TLS_CERT_FILE: certs.server.cert }, /^MQTT_TLS_KEY_FILE: is required when MQTT_TLS_CERT_FILE is set$/],
       ['up', { MQTT_TLS_CA_FILE: certs.ca }, /^MQTT_TLS_CA_FILE: needs the TLS listener/],
-      ['up', { MQTT_TLS_CERT_FILE: certs.server.cert, MQTT_TLS_KEY_FILE: '/nonexistent/server.key' }, /^MQTT_TLS_KEY_FILE: cannot read \/nonexistent\/server\.key: no such file$/],
+      [
+        'up',
+        { MQTT_TLS_CERT_FILE: certs.server.cert, MQTT_TLS_KEY_FILE: '/nonexistent/server.key' },
+        /^MQTT_TLS_KEY_FILE: cannot read \/nonexistent\/server\.key: no such file$/,
+      ],
       ['up', { MQTT_CA_FILE: certs.ca }, /^MQTT_CA_FILE: not used by hostpulse up/],
     ];
     const results = await Promise.all(cases.map(([command, env]) => problems(command, env)));

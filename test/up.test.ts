@@ -46,7 +46,9 @@ describe('hostpulse up', () => {
     const local = await waitFor('the local agent', async () => (await hosts(u)).find((h) => h.host === 'up-local' && h.values['cpu_usage']));
     expect(local.online).toBe(true);
     // Another PC publishes to the embedded broker like to any broker.
-    const other = await execCli(['agent', '--once', '--replay', new URL('windows-laptop.json', FIXTURES).pathname, '--host', 'up-other'], { MQTT_URL: `mqtt://127.0.0.1:${u.mqtt}` });
+    const other = await execCli(['agent', '--once', '--replay', new URL('windows-laptop.json', FIXTURES).pathname, '--host', 'up-other'], {
+      MQTT_URL: `mqtt://127.0.0.1:${u.mqtt}`,
+    });
     expect(other.code, other.stderr).toBe(0);
     const laptop = await waitFor('the other PC', async () => (await hosts(u)).find((h) => h.host === 'up-other'));
     expect(laptop.values['battery_level']?.[0]).toBe(44);
@@ -80,7 +82,11 @@ describe('hostpulse up', () => {
     const anonymous = await execCli(['agent', '--once', '--host', 'up-pc'], { MQTT_URL: `mqtt://127.0.0.1:${u.mqtt}` });
     expect(anonymous.code).toBe(1);
     expect(anonymous.stderr).toContain('bad user name or password');
-    const enrolled = await execCli(['agent', '--once', '--host', 'up-pc'], { MQTT_URL: `mqtt://127.0.0.1:${u.mqtt}`, MQTT_USERNAME: 'up-pc', MQTT_PASSWORD: 'up-pc-password' });
+    const enrolled = await execCli(['agent', '--once', '--host', 'up-pc'], {
+      MQTT_URL: `mqtt://127.0.0.1:${u.mqtt}`,
+      MQTT_USERNAME: 'up-pc',
+      MQTT_PASSWORD: 'up-pc-password',
+    });
     expect(enrolled.code, enrolled.stderr).toBe(0);
     const seen = await waitFor('both hosts', async () => {
       const names = (await hosts(u)).map((h) => h.host);
@@ -102,7 +108,15 @@ describe('live view in Chromium', () => {
   beforeAll(async () => {
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
   });
   afterAll(() => browser?.close());

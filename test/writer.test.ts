@@ -53,7 +53,7 @@ it('drops only the point InfluxDB refuses (field type conflict) and writes the r
   expect(requests.filter((r) => r.status === 400).at(-1)).toEqual({ points: 1, status: 400 });
 });
 
-it('splits a batch over the server\'s body limit (413) until it fits', async () => {
+it("splits a batch over the server's body limit (413) until it fits", async () => {
   const { w, stats, requests } = writer('big', 500);
   w.start();
   for (let i = 0; i < 500; i++) w.push(`disk,host=pc,disk=d${i} usage=${i} ${T}`);

@@ -4,15 +4,43 @@ import type { Filesystem } from '../probe/index.js';
 
 /** Filesystem types that hold no user data (memory, kernel, images, container layers). */
 const VIRTUAL_TYPES = new Set([
-  'tmpfs', 'devtmpfs', 'ramfs', 'squashfs', 'overlay', 'overlayfs', 'aufs', 'proc', 'sysfs', 'cgroup', 'cgroup2',
-  'devpts', 'autofs', 'nsfs', 'efivarfs', 'tracefs', 'debugfs', 'securityfs', 'fuse.snapfuse', 'fuse.lxcfs',
-  'iso9660', 'udf', 'devfs', 'nullfs', 'map', 'zram',
+  'tmpfs',
+  'devtmpfs',
+  'ramfs',
+  'squashfs',
+  'overlay',
+  'overlayfs',
+  'aufs',
+  'proc',
+  'sysfs',
+  'cgroup',
+  'cgroup2',
+  'devpts',
+  'autofs',
+  'nsfs',
+  'efivarfs',
+  'tracefs',
+  'debugfs',
+  'securityfs',
+  'fuse.snapfuse',
+  'fuse.lxcfs',
+  'iso9660',
+  'udf',
+  'devfs',
+  'nullfs',
+  'map',
+  'zram',
 ]);
 
 /** Mount points that are not where people keep data. */
-const VIRTUAL_MOUNTS = [/^\/(proc|sys|dev|run|snap)(\/|$)/, /^\/var\/lib\/(docker|containers|kubelet)\//, /^\/var\/snap\//,
+const VIRTUAL_MOUNTS = [
+  /^\/(proc|sys|dev|run|snap)(\/|$)/,
+  /^\/var\/lib\/(docker|containers|kubelet)\//,
+  /^\/var\/snap\//,
   // macOS: the sealed system volume's helpers; /System/Volumes/Data holds the user's data.
-  /^\/System\/Volumes\/(?!Data$)/, /^\/private\/var\/vm$/];
+  /^\/System\/Volumes\/(?!Data$)/,
+  /^\/private\/var\/vm$/,
+];
 
 /** A real filesystem: a data-holding type, a real mount point, a size. */
 export function isRealFilesystem(fs: Filesystem): boolean {
@@ -45,7 +73,10 @@ export const disk: CollectorFactory = ({ probe, hostMountPrefix }) => ({
       seen.add(fs.fs);
       return true;
     });
-    const slugs = uniqueSlugs(real.map((fs) => fs.mount), instanceSlug);
+    const slugs = uniqueSlugs(
+      real.map((fs) => fs.mount),
+      instanceSlug,
+    );
     const readings: Reading[] = [];
     for (const fs of real) {
       const name = slugs.get(fs.mount);

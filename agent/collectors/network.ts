@@ -2,7 +2,8 @@ import { instanceSlug } from '../../protocol/index.js';
 import { add, isNumber, uniqueSlugs, type CollectorFactory, type Reading } from '../collector.js';
 
 /** Loopback and the virtual interfaces that containers and VMs create by the dozen. */
-const SKIPPED = /^(lo|lo0|veth.*|docker\d+|br-[0-9a-f]+|virbr\d+(-nic)?|cni\d+|flannel\..*|cali.*|vnet\d+|utun\d+|awdl\d+|llw\d+|gif\d+|stf\d+|anpi\d+|ap\d+)$/i;
+const SKIPPED =
+  /^(lo|lo0|veth.*|docker\d+|br-[0-9a-f]+|virbr\d+(-nic)?|cni\d+|flannel\..*|cali.*|vnet\d+|utun\d+|awdl\d+|llw\d+|gif\d+|stf\d+|anpi\d+|ap\d+)$/i;
 
 interface Counters {
   readonly rx: number;
@@ -23,7 +24,10 @@ export const network: CollectorFactory = ({ probe, monotonicMs }) => {
     async collect() {
       const at = monotonicMs();
       const stats = (await probe.networkStats()).filter((s) => !SKIPPED.test(s.iface) && isNumber(s.rx_bytes) && isNumber(s.tx_bytes));
-      const slugs = uniqueSlugs(stats.map((s) => s.iface), instanceSlug);
+      const slugs = uniqueSlugs(
+        stats.map((s) => s.iface),
+        instanceSlug,
+      );
       const readings: Reading[] = [];
       const current = new Map<string, Counters>();
       for (const s of stats) {

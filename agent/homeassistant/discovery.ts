@@ -15,9 +15,7 @@ import { sleep } from '../../common/backoff.js';
 import type { Logger } from '../../common/logger.js';
 import type { MqttConnection } from '../../common/mqtt.js';
 import { ONLINE, availabilityTopic } from '../../protocol/index.js';
-import {
-  configSubscription, metricEntity, objectIdOf, onlineEntity, sameJson, statusTopic, type DiscoveryContext, type Entity,
-} from './entities.js';
+import { configSubscription, metricEntity, objectIdOf, onlineEntity, sameJson, statusTopic, type DiscoveryContext, type Entity } from './entities.js';
 
 export interface DiscoveryOptions {
   /** How long retained configs are collected after subscribing. */
@@ -148,10 +146,7 @@ export class Discovery {
     this.dirty = true;
     const run = async (): Promise<void> => {
       try {
-        await Promise.all([
-          this.mqtt.subscribe(configSubscription(this.ctx.prefix, this.ctx.host), 1),
-          this.mqtt.subscribe(statusTopic(this.ctx.prefix), 1),
-        ]);
+        await Promise.all([this.mqtt.subscribe(configSubscription(this.ctx.prefix, this.ctx.host), 1), this.mqtt.subscribe(statusTopic(this.ctx.prefix), 1)]);
       } catch (error) {
         this.logger.warn({ err: error, prefix: this.ctx.prefix }, 'cannot read discovery topics; publishing every config');
       }

@@ -61,8 +61,18 @@ const PRECISION: Readonly<Record<string, number>> = { '°C': 1, '%': 1, W: 1, B:
 
 /** Secondary values, shown under "Diagnostic" in Home Assistant. */
 const DIAGNOSTIC: ReadonlySet<MetricTemplate> = new Set<MetricTemplate>([
-  'uptime', 'load1', 'load5', 'load15', 'mem_used', 'mem_available', 'swap_used',
-  'disk_{name}_used', 'disk_{name}_free', 'gpu{n}_mem_used', 'agent_queue', 'agent_dropped',
+  'uptime',
+  'load1',
+  'load5',
+  'load15',
+  'mem_used',
+  'mem_available',
+  'swap_used',
+  'disk_{name}_used',
+  'disk_{name}_free',
+  'gpu{n}_mem_used',
+  'agent_queue',
+  'agent_dropped',
 ]);
 
 export const SENSOR_VALUE_TEMPLATE = '{{ value_json.value }}';
@@ -78,7 +88,10 @@ export function metricEntity(ctx: DiscoveryContext, metric: string): Entity | un
   const resolved = resolveMetric(metric);
   if (!resolved) return undefined;
   const { spec, template } = resolved;
-  const name = spec.label.replace('{instance}', resolved.instance ?? '').replace(/\s+/g, ' ').trim();
+  const name = spec.label
+    .replace('{instance}', resolved.instance ?? '')
+    .replace(/\s+/g, ' ')
+    .trim();
   const common = {
     name,
     unique_id: `hostpulse_${ctx.host}_${metric}`,
@@ -123,7 +136,8 @@ export function onlineEntity(ctx: DiscoveryContext): Entity {
 }
 
 /** Values systeminformation reports when the firmware leaves a field unset. */
-const PLACEHOLDER = /^(to be filled by o\.?e\.?m\.?|default string|system manufacturer|system product name|system version|not applicable|not specified|n\/a|none|unknown|o\.?e\.?m\.?|x\.x|0+|-)$/i;
+const PLACEHOLDER =
+  /^(to be filled by o\.?e\.?m\.?|default string|system manufacturer|system product name|system version|not applicable|not specified|n\/a|none|unknown|o\.?e\.?m\.?|x\.x|0+|-)$/i;
 
 function text(record: Readonly<Record<string, unknown>> | undefined, key: string): string | undefined {
   const value = record?.[key];

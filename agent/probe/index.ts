@@ -6,7 +6,9 @@
  */
 import { readFile } from 'node:fs/promises';
 
-export interface CpuLoad { readonly currentLoad: number }
+export interface CpuLoad {
+  readonly currentLoad: number;
+}
 export interface CpuTemperature {
   readonly main: number | null;
   readonly cores: readonly (number | null)[];
@@ -43,13 +45,17 @@ export interface GpuController {
   readonly powerDraw?: number | null;
   readonly fanSpeed?: number | null;
 }
-export interface Graphics { readonly controllers: readonly GpuController[] }
+export interface Graphics {
+  readonly controllers: readonly GpuController[];
+}
 export interface Battery {
   readonly hasBattery: boolean;
   readonly percent: number | null;
   readonly isCharging: boolean;
 }
-export interface TimeInfo { readonly uptime: number }
+export interface TimeInfo {
+  readonly uptime: number;
+}
 export type LoadAverage = readonly [number, number, number] | null;
 /**
  * Raw output of `nvidia-smi --query-gpu=<NVIDIA_SMI_FIELDS> --format=csv,noheader,nounits` (one line
@@ -61,9 +67,22 @@ export type NvidiaSmiOutput = string | null;
 
 /** The query systeminformation 5 runs, field for field, so recordings of either agree. */
 export const NVIDIA_SMI_FIELDS = [
-  'driver_version', 'pci.sub_device_id', 'name', 'pci.bus_id', 'fan.speed', 'memory.total', 'memory.used', 'memory.free',
-  'utilization.gpu', 'utilization.memory', 'temperature.gpu', 'temperature.memory', 'power.draw', 'power.limit',
-  'clocks.gr', 'clocks.mem',
+  'driver_version',
+  'pci.sub_device_id',
+  'name',
+  'pci.bus_id',
+  'fan.speed',
+  'memory.total',
+  'memory.used',
+  'memory.free',
+  'utilization.gpu',
+  'utilization.memory',
+  'temperature.gpu',
+  'temperature.memory',
+  'power.draw',
+  'power.limit',
+  'clocks.gr',
+  'clocks.mem',
 ] as const;
 
 /** One round of readings: one call of each probe method. */
@@ -96,7 +115,16 @@ export type Probe = {
 };
 
 export const PROBE_CALLS = [
-  'currentLoad', 'cpuTemperature', 'mem', 'fsSize', 'networkStats', 'graphics', 'nvidiaSmi', 'battery', 'time', 'loadavg',
+  'currentLoad',
+  'cpuTemperature',
+  'mem',
+  'fsSize',
+  'networkStats',
+  'graphics',
+  'nvidiaSmi',
+  'battery',
+  'time',
+  'loadavg',
 ] as const satisfies readonly (keyof ProbeRound)[];
 
 /** The file `hostpulse agent --record` writes and `--replay` reads. */

@@ -22,7 +22,15 @@ type FlowNode = Readonly<Record<string, unknown>> & { readonly id: string; reado
  * Node ids. Node-RED takes any property whose value is a config node's id for a reference to it,
  * so ids must not look like ordinary values ('join', 'http'…).
  */
-const ID = { tab: 'hp-peer-tab', broker: 'hp-peer-broker', influx: 'hp-peer-influxdb', in: 'hp-peer-in', point: 'hp-peer-point', join: 'hp-peer-join', write: 'hp-peer-write' } as const;
+const ID = {
+  tab: 'hp-peer-tab',
+  broker: 'hp-peer-broker',
+  influx: 'hp-peer-influxdb',
+  in: 'hp-peer-in',
+  point: 'hp-peer-point',
+  join: 'hp-peer-join',
+  write: 'hp-peer-write',
+} as const;
 
 /**
  * sensors/<host>/<metric> with {"value","ts","unit","seq"} (parsed by `mqtt in`) → one point for
@@ -63,16 +71,68 @@ function brokerNode(o: FlowOptions): FlowNode {
 
 function influxNode(o: FlowOptions): FlowNode {
   const url = new URL(o.influxUrl);
-  return { id: ID.influx, type: 'influxdb', name: 'bench influxdb', influxdbVersion: '1.x', hostname: url.hostname, port: url.port, protocol: 'http', database: o.db, usetls: false };
+  return {
+    id: ID.influx,
+    type: 'influxdb',
+    name: 'bench influxdb',
+    influxdbVersion: '1.x',
+    hostname: url.hostname,
+    port: url.port,
+    protocol: 'http',
+    database: o.db,
+    usetls: false,
+  };
 }
 
 /** The flow nodes, left to right. Node-RED counts only nodes with x and y as flow nodes (the rest are config nodes). */
 function pipeline(o: FlowOptions): FlowNode[] {
   const nodes: FlowNode[] = [
-    { id: ID.in, type: 'mqtt in', name: 'sensors', topic: 'sensors/+/+', qos: '1', datatype: 'json', broker: ID.broker, nl: false, rap: true, rh: 0, inputs: 0, wires: [[ID.point]] },
-    { id: ID.point, type: 'function', name: 'to point', func: TO_POINT, outputs: 1, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [], wires: [[ID.join]] },
+    {
+      id: ID.in,
+      type: 'mqtt in',
+      name: 'sensors',
+      topic: 'sensors/+/+',
+      qos: '1',
+      datatype: 'json',
+      broker: ID.broker,
+      nl: false,
+      rap: true,
+      rh: 0,
+      inputs: 0,
+      wires: [[ID.point]],
+    },
+    {
+      id: ID.point,
+      type: 'function',
+      name: 'to point',
+      func: TO_POINT,
+      outputs: 1,
+      timeout: 0,
+      noerr: 0,
+      initialize: '',
+      finalize: '',
+      libs: [],
+      wires: [[ID.join]],
+    },
     // One write per 1000 points, or 0.2 s after a batch's first point when fewer arrive.
-    { id: ID.join, type: 'join', name: 'batch', mode: 'custom', build: 'array', property: 'payload', propertyType: 'msg', key: 'topic', joiner: '\\n', joinerType: 'str', useparts: false, accumulate: false, timeout: '0.2', count: '1000', reduceRight: false, wires: [[ID.write]] },
+    {
+      id: ID.join,
+      type: 'join',
+      name: 'batch',
+      mode: 'custom',
+      build: 'array',
+      property: 'payload',
+      propertyType: 'msg',
+      key: 'topic',
+      joiner: '\\n',
+      joinerType: 'str',
+      useparts: false,
+      accumulate: false,
+      timeout: '0.2',
+      count: '1000',
+      reduceRight: false,
+      wires: [[ID.write]],
+    },
     { id: ID.write, type: 'influxdb batch', name: 'write', influxdb: ID.influx, precision: 'ms', retentionPolicy: '', database: o.db, wires: [] },
   ];
   return nodes.map((n, i) => ({ ...n, z: ID.tab, x: 140 + 200 * i, y: 80 }));

@@ -57,7 +57,11 @@ export function createLiveHttp(state: LiveState, options: LiveHttpOptions, logge
   const drop = (s: Stream, reason: DropReason): void => {
     streams.delete(s);
     dropped[reason]++;
-    warnings.warn(`live:${reason}`, { reason, waitingBytes: s.res.writableLength, remote: s.res.socket?.remoteAddress }, 'live view client disconnected: too far behind in reading its stream');
+    warnings.warn(
+      `live:${reason}`,
+      { reason, waitingBytes: s.res.writableLength, remote: s.res.socket?.remoteAddress },
+      'live view client disconnected: too far behind in reading its stream',
+    );
     s.res.destroy();
   };
   /** Writes an event unless the client is too far behind, which disconnects it. */
@@ -103,7 +107,12 @@ export function createLiveHttp(state: LiveState, options: LiveHttpOptions, logge
       const path = (req.url ?? '/').split('?')[0];
       if (req.method !== 'GET') return false;
       if (path === '/') {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'" });
+        res.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'cache-control': 'no-cache',
+          'x-content-type-options': 'nosniff',
+          'content-security-policy': "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+        });
         res.end(LIVE_PAGE);
         return true;
       }
@@ -135,7 +144,11 @@ export function createLiveHttp(state: LiveState, options: LiveHttpOptions, logge
       return new PrometheusText()
         .gauge('hostpulse_bridge_live_streams', 'Live view streams (GET /api/stream) open.', streams.size)
         .gauge('hostpulse_bridge_live_waiting_bytes', 'Bytes of live view events waiting for their clients to read them.', waiting())
-        .counter('hostpulse_bridge_live_dropped_total', 'Live view streams disconnected, by reason: slow_client (too far behind), memory_bound (all streams together too far behind).', dropped)
+        .counter(
+          'hostpulse_bridge_live_dropped_total',
+          'Live view streams disconnected, by reason: slow_client (too far behind), memory_bound (all streams together too far behind).',
+          dropped,
+        )
         .counter('hostpulse_bridge_live_refused_total', 'Live view streams refused (503), by reason: max_streams, memory_bound.', refused)
         .toString();
     },

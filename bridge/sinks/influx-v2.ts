@@ -38,7 +38,12 @@ export function createInfluxV2Sink(settings: InfluxV2Settings): Sink {
     if (error instanceof HttpError) {
       const message = messageOf(error);
       const retryAfter = retryAfterMs(error.headers?.['retry-after'] as string | undefined);
-      return new SinkError(`${target}: ${error.statusCode} ${message}`, { kind: kindOfStatus(error.statusCode), status: error.statusCode, retryAfterMs: retryAfter, cause: error });
+      return new SinkError(`${target}: ${error.statusCode} ${message}`, {
+        kind: kindOfStatus(error.statusCode),
+        status: error.statusCode,
+        retryAfterMs: retryAfter,
+        cause: error,
+      });
     }
     const e = error as { code?: string; message?: string };
     return new SinkError(`${target}: ${e.code ?? e.message ?? String(error)}`, { kind: 'transient', cause: error });
@@ -54,7 +59,10 @@ export function createInfluxV2Sink(settings: InfluxV2Settings): Sink {
         if (!(error instanceof HttpError)) throw toSinkError(error);
         const message = messageOf(error);
         if (error.statusCode === 404 && !/bucket|org|database/i.test(message)) {
-          throw new SinkError(`${target}: ${settings.url} has no /api/v2/write (InfluxDB before 1.8?); set INFLUX_API=1 to use the v1 /write API`, { kind: 'fatal', status: 404 });
+          throw new SinkError(`${target}: ${settings.url} has no /api/v2/write (InfluxDB before 1.8?); set INFLUX_API=1 to use the v1 /write API`, {
+            kind: 'fatal',
+            status: 404,
+          });
         }
         checkStatus(error.statusCode, message, target);
       }

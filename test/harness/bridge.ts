@@ -60,5 +60,14 @@ export async function startBridge(env: Record<string, string>, start: BridgeStar
 
 /** The environment of a bridge storing into InfluxDB 1.x database `db`, with a fast flush and stats every second. */
 export function bridgeEnv(brokerUrl: string, influxUrl: string, db: string, clientId: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { MQTT_URL: brokerUrl, MQTT_CLIENT_ID: clientId, INFLUX_API: '1', INFLUX_URL: influxUrl, INFLUX_DATABASE: db, FLUSH_INTERVAL: '100ms', STATS_INTERVAL: '1s', ...extra };
+  return {
+    MQTT_URL: brokerUrl,
+    MQTT_CLIENT_ID: clientId,
+    INFLUX_API: '1',
+    INFLUX_URL: influxUrl,
+    INFLUX_DATABASE: db,
+    FLUSH_INTERVAL: '100ms',
+    STATS_INTERVAL: '1s',
+    ...extra,
+  };
 }

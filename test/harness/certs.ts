@@ -47,11 +47,29 @@ async function openssl(dir: string, args: readonly string[]): Promise<void> {
 }
 
 /** A self-signed CA and a minimal `openssl ca` configuration around it. */
-async function makeCa(dir: string, name: string): Promise<{ cert: string; sign: (csr: string, out: string, profile: 'server' | 'client', dates: readonly string[]) => Promise<void> }> {
+async function makeCa(
+  dir: string,
+  name: string,
+): Promise<{ cert: string; sign: (csr: string, out: string, profile: 'server' | 'client', dates: readonly string[]) => Promise<void> }> {
   const cert = join(dir, `${name}.pem`);
   const key = join(dir, `${name}.key`);
-  await openssl(dir, ['req', '-x509', ...EC, '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=hostpulse test ${name}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await openssl(dir, [
+    'req',
+    '-x509',
+    ...EC,
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=hostpulse test ${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
   const state = join(dir, `${name}-db`);
   await mkdir(state);
   await writeFile(join(state, 'index.txt'), '');
@@ -83,7 +101,8 @@ extendedKeyUsage = clientAuth
   );
   return {
     cert,
-    sign: (csr, out, profile, dates) => openssl(dir, ['ca', '-batch', '-notext', '-config', conf, '-cert', cert, '-keyfile', key, '-in', csr, '-out', out, '-extensions', profile, ...dates]),
+    sign: (csr, out, profile, dates) =>
+      openssl(dir, ['ca', '-batch', '-notext', '-config', conf, '-cert', cert, '-keyfile', key, '-in', csr, '-out', out, '-extensions', profile, ...dates]),
   };
 }
 

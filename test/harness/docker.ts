@@ -78,7 +78,20 @@ export async function startEngine(timeoutMs = 60_000): Promise<Engine> {
   const socket = join(run, 'docker.sock');
   const logFile = join(dir, 'dockerd.log');
   const dockerd = DOCKERD.find((p) => existsSync(p)) as string;
-  const args = ['--storage-driver', 'vfs', '--data-root', join(dir, 'root'), '--exec-root', join(run, 'exec'), '-H', `unix://${socket}`, '--pidfile', join(run, 'docker.pid'), '--iptables=false', '--bridge=none'];
+  const args = [
+    '--storage-driver',
+    'vfs',
+    '--data-root',
+    join(dir, 'root'),
+    '--exec-root',
+    join(run, 'exec'),
+    '-H',
+    `unix://${socket}`,
+    '--pidfile',
+    join(run, 'docker.pid'),
+    '--iptables=false',
+    '--bridge=none',
+  ];
   // Its output goes to a file, not a pipe: the daemon must not depend on this process to write its log.
   const out = openSync(logFile, 'a');
   const child = spawn(dockerd, args, { stdio: ['ignore', out, out] });
@@ -120,10 +133,10 @@ export async function startEngine(timeoutMs = 60_000): Promise<Engine> {
 
 /** Mount points at or below `dir`, deepest first (from this process's mount table). */
 function mountsUnder(dir: string): string[] {
-  const unescape = (s: string): string => s.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const unescapeOctal = (s: string): string => s.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
-    .map((line) => unescape(line.split(' ')[4] ?? ''))
+    .map((line) => unescapeOctal(line.split(' ')[4] ?? ''))
     .filter((point) => point === dir || point.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
 }

@@ -68,7 +68,11 @@ function scalar(raw: string): Yaml {
   if (v.startsWith('"')) return JSON.parse(v) as string;
   if (v === '[]') return [];
   if (v === '{}') return {};
-  if (v.startsWith('[') && v.endsWith(']')) return v.slice(1, -1).split(',').map((p) => scalar(p));
+  if (v.startsWith('[') && v.endsWith(']'))
+    return v
+      .slice(1, -1)
+      .split(',')
+      .map((p) => scalar(p));
   if (/^[|>]/.test(v) || /^[&*!]/.test(v) || v.startsWith('{')) throw new Error(`unsupported YAML: ${v}`);
   if (v === '' || v === '~' || v === 'null') return null;
   if (v === 'true') return true;
@@ -288,21 +292,24 @@ const REGEX_LITERAL = /[=!]~\s*\/((?:[^/\\\r\n]|\\.)+)\//g;
  */
 export function interpolate(query: string, variables: Readonly<Record<string, VariableValue>>, macros: Macros): string {
   const regexSpans: [number, number][] = [...query.matchAll(REGEX_LITERAL)].map((m) => [m.index, m.index + m[0].length]);
-  return query.replace(VARIABLE, (match: string, plain?: string, bracket?: string, _bracketFormat?: string, braced?: string, format?: string, offset?: number) => {
-    const name = plain ?? bracket ?? braced;
-    if (name === undefined) return match;
-    if (name === 'timeFilter') return macros.timeFilter;
-    if (name === '__interval' || name === 'interval') return duration(macros.intervalMs);
-    if (name === '__interval_ms') return String(macros.intervalMs);
-    const v = variables[name];
-    if (!v) throw new Error(`unknown variable ${match} in ${query}`);
-    const at = offset ?? 0;
-    const inRegex = regexSpans.some(([s, e]) => at > s && at < e);
-    if (format === 'regex') return typeof v.value === 'string' ? escapeRegex(v.value) : `(${v.value.map(escapeRegex).join('|')})`;
-    if (format === 'raw') return typeof v.value === 'string' ? v.value : v.value.join(',');
-    if (format !== undefined) throw new Error(`format ${format} not handled in ${query}`);
-    return formatValue(v, inRegex);
-  });
+  return query.replace(
+    VARIABLE,
+    (match: string, plain?: string, bracket?: string, _bracketFormat?: string, braced?: string, format?: string, offset?: number) => {
+      const name = plain ?? bracket ?? braced;
+      if (name === undefined) return match;
+      if (name === 'timeFilter') return macros.timeFilter;
+      if (name === '__interval' || name === 'interval') return duration(macros.intervalMs);
+      if (name === '__interval_ms') return String(macros.intervalMs);
+      const v = variables[name];
+      if (!v) throw new Error(`unknown variable ${match} in ${query}`);
+      const at = offset ?? 0;
+      const inRegex = regexSpans.some(([s, e]) => at > s && at < e);
+      if (format === 'regex') return typeof v.value === 'string' ? escapeRegex(v.value) : `(${v.value.map(escapeRegex).join('|')})`;
+      if (format === 'raw') return typeof v.value === 'string' ? v.value : v.value.join(',');
+      if (format !== undefined) throw new Error(`format ${format} not handled in ${query}`);
+      return formatValue(v, inRegex);
+    },
+  );
 }
 
 /** The variables a query uses (macros left out). */

@@ -39,18 +39,15 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
   const upstream = new URL(target);
   const requests: ProxiedRequest[] = [];
   let fault: Fault | undefined;
-  let until = Infinity;
-  let left = Infinity;
+  let until = Number.POSITIVE_INFINITY;
+  let left = Number.POSITIVE_INFINITY;
 
   const forward = (req: IncomingMessage, res: ServerResponse, record: ProxiedRequest): void => {
-    const out = request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        record.status = answer.statusCode ?? 0;
-        res.writeHead(record.status, answer.headers);
-        answer.pipe(res);
-      },
-    );
+    const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      record.status = answer.statusCode ?? 0;
+      res.writeHead(record.status, answer.headers);
+      answer.pipe(res);
+    });
     out.on('error', () => {
       record.status = 502;
       res.destroy();
@@ -79,8 +76,8 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
     requests,
     fail(f, limit = {}) {
       fault = f;
-      until = Date.now() + (limit.ms ?? Infinity);
-      left = limit.requests ?? Infinity;
+      until = Date.now() + (limit.ms ?? Number.POSITIVE_INFINITY);
+      left = limit.requests ?? Number.POSITIVE_INFINITY;
     },
     pass() {
       fault = undefined;

@@ -66,7 +66,14 @@ let streams = 0;
 export function startStream(options: StreamOptions): Stream {
   const { logger, lines } = captureLogger(`stream-${options.prefix}`);
   const connection = new MqttConnection(
-    { url: options.url, clientId: options.clientId ?? `stream-${options.prefix}-${process.pid}-${streams++}`, clean: true, reconnect: options.reconnect ?? true, ...(options.keepaliveSeconds ? { keepaliveSeconds: options.keepaliveSeconds } : {}), ...options.login },
+    {
+      url: options.url,
+      clientId: options.clientId ?? `stream-${options.prefix}-${process.pid}-${streams++}`,
+      clean: true,
+      reconnect: options.reconnect ?? true,
+      ...(options.keepaliveSeconds ? { keepaliveSeconds: options.keepaliveSeconds } : {}),
+      ...options.login,
+    },
     logger,
   );
   const acked: SeqSets = new Map();
@@ -89,7 +96,7 @@ export function startStream(options: StreamOptions): Stream {
     await connection.waitConnected(10_000);
     const pending: Promise<void>[] = [];
     const started = Date.now();
-    const deadline = started + (options.stopAfterMs ?? Infinity);
+    const deadline = started + (options.stopAfterMs ?? Number.POSITIVE_INFINITY);
     const first = options.firstSeq ?? 0;
     for (let seq = first; seq < first + options.perHost && !stopped && Date.now() < deadline; seq++) {
       for (let h = 0; h < options.hosts; h++) {
@@ -129,7 +136,11 @@ export function startStream(options: StreamOptions): Stream {
 /** The seqs of `<prefix>-*` hosts' cpu_usage stored in `db` (with the value sent), read back from their timestamps. */
 export async function storedSeqs(influx: InfluxDB, db: string, prefix: string): Promise<SeqSets> {
   const r = await influx.query(`SELECT "usage" FROM "cpu" WHERE "host" =~ /^${prefix}-/ GROUP BY "host"`, db);
-  const seqs = (rows: unknown[][]): number[] => rows.map(([t, v]) => [(t as number) - STREAM_T0, v]).filter(([seq, v]) => v === (seq as number) % 100).map(([seq]) => seq as number);
+  const seqs = (rows: unknown[][]): number[] =>
+    rows
+      .map(([t, v]) => [(t as number) - STREAM_T0, v])
+      .filter(([seq, v]) => v === (seq as number) % 100)
+      .map(([seq]) => seq as number);
   return new Map(r.series.map((s) => [s.tags?.['host'] ?? '', new Set(seqs(s.values))]));
 }
 
@@ -184,5 +195,7 @@ export function ackedWithin(stream: Stream, from: number, to: number): SeqSets {
 
 /** Resolves once the stream is flowing through the bridge: 100 samples acknowledged by the broker and written by the bridge. */
 export async function flowing(bridge: BridgeProcess, stream: Stream): Promise<void> {
-  await waitFor('samples acknowledged and written', async () => (stream.ackedCount() >= 100 && (await bridge.metric('hostpulse_bridge_written_total')) >= 100 ? true : undefined));
+  await waitFor('samples acknowledged and written', async () =>
+    stream.ackedCount() >= 100 && (await bridge.metric('hostpulse_bridge_written_total')) >= 100 ? true : undefined,
+  );
 }

@@ -8,6 +8,10 @@ export interface CapturedLogger {
 
 export function captureLogger(name = 'test'): CapturedLogger {
   const lines: CapturedLogger['lines'] = [];
-  const logger = createLogger({ name, level: 'debug', destination: { write: (s: string) => void lines.push(JSON.parse(s) as CapturedLogger['lines'][number]) } });
+  const logger = createLogger({
+    name,
+    level: 'debug',
+    destination: { write: (s: string) => void lines.push(JSON.parse(s) as CapturedLogger['lines'][number]) },
+  });
   return { logger, lines };
 }

@@ -12,7 +12,6 @@ export interface Mosquitto extends Server {
   start(): Promise<Mosquitto>;
 }
 
-
 export interface MosquittoOptions {
   /** Lines appended to a config with one loopback listener. */
   readonly config?: readonly string[];
@@ -30,10 +29,20 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   await chmod(dir, 0o777);
   const port = options.port ?? (await freePort());
   const conf = join(dir, 'mosquitto.conf');
-  const persistence = options.persistent ? ['persistence true', `persistence_location ${dir}/`, 'autosave_interval 1', 'autosave_on_changes true'] : ['persistence false'];
+  const persistence = options.persistent
+    ? ['persistence true', `persistence_location ${dir}/`, 'autosave_interval 1', 'autosave_on_changes true']
+    : ['persistence false'];
   await writeFile(
     conf,
-    [`listener ${port} 127.0.0.1`, ...persistence, 'log_dest stderr', 'log_type error', 'log_type warning', ...(options.config ?? ['allow_anonymous true']), ''].join('\n'),
+    [
+      `listener ${port} 127.0.0.1`,
+      ...persistence,
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+      ...(options.config ?? ['allow_anonymous true']),
+      '',
+    ].join('\n'),
   );
   const launch = async (): Promise<Mosquitto> => {
     const server = await startServer('mosquitto', 'mosquitto', ['-c', conf], dir, () => acceptsTcp(port));

@@ -57,7 +57,7 @@ export function tcpSockets(child: ChildProcess): TcpSocket[] {
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
       if (f.length < 10 || !inodes.has(f[9] as string)) continue;
-      const port = (address: string | undefined): number => parseInt(address?.split(':')[1] ?? '0', 16);
+      const port = (address: string | undefined): number => Number.parseInt(address?.split(':')[1] ?? '0', 16);
       sockets.push({ localPort: port(f[1]), remotePort: port(f[2]), state: f[3] as string });
     }
   }

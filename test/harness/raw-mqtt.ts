@@ -16,8 +16,9 @@ export interface RawClient {
   end(): void;
 }
 
-function remainingLength(n: number): Buffer {
+function remainingLength(length: number): Buffer {
   const bytes: number[] = [];
+  let n = length;
   do {
     let byte = n % 128;
     n = Math.floor(n / 128);
@@ -35,7 +36,10 @@ const bytes = (s: string | Buffer): Buffer => (typeof s === 'string' ? Buffer.fr
  * Connects (clean session unless `clean: false`; MQTT 3.1.1 unless `protocol: 5`) and resolves once
  * the broker accepted; rejects with the CONNACK code (`CONNACK 2`) or the close.
  */
-export function rawConnect(port: number, login: { clientId: string; username?: string; password?: string; clean?: boolean; protocol?: 4 | 5 }): Promise<RawClient> {
+export function rawConnect(
+  port: number,
+  login: { clientId: string; username?: string; password?: string; clean?: boolean; protocol?: 4 | 5 },
+): Promise<RawClient> {
   return new Promise((resolve, reject) => {
     const socket: Socket = connect(port, '127.0.0.1');
     let closed = false;

@@ -23,7 +23,10 @@ export interface ServerOptions {
 export function useServers(databases: readonly string[], options: ServerOptions = {}): Servers {
   const servers = {} as Servers;
   beforeAll(async () => {
-    [servers.broker, servers.influx] = await Promise.all([startMosquitto({ config: options.brokerConfig ?? UNCAPPED, persistent: options.persistent ?? false }), startInfluxDB(databases)]);
+    [servers.broker, servers.influx] = await Promise.all([
+      startMosquitto({ config: options.brokerConfig ?? UNCAPPED, persistent: options.persistent ?? false }),
+      startInfluxDB(databases),
+    ]);
   });
   afterAll(async () => {
     await stopAllCli();

@@ -19,7 +19,10 @@ export interface Session {
 /** Connects once under the session's id with a clean session: the broker discards what it kept for it. Fails when the broker cannot be reached within `timeoutMs`. */
 export async function discardSession(session: Session, timeoutMs: number): Promise<void> {
   const { url, clientId, username, password } = session;
-  const mqtt = new MqttConnection({ url, clientId, username, password, clean: true, reconnect: false, connectTimeoutMs: timeoutMs }, captureLogger('discard-session').logger);
+  const mqtt = new MqttConnection(
+    { url, clientId, username, password, clean: true, reconnect: false, connectTimeoutMs: timeoutMs },
+    captureLogger('discard-session').logger,
+  );
   try {
     await mqtt.waitConnected(timeoutMs);
   } finally {

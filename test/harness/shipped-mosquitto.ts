@@ -17,7 +17,6 @@ export interface ShippedMosquitto {
   stop(): Promise<void>;
 }
 
-
 export interface ShippedOptions {
   /** Files for conf.d/ (name → text), with paths and ports moved as in mosquitto.conf. */
   readonly confD?: Readonly<Record<string, string>>;
@@ -26,7 +25,10 @@ export interface ShippedOptions {
 }
 
 /** `writeLogins` fills the password file (e.g. with `hostpulse enrol`) before the broker starts on `port`. */
-export async function startShippedMosquitto(writeLogins: (passwd: string, port: number) => Promise<void>, options: ShippedOptions = {}): Promise<ShippedMosquitto> {
+export async function startShippedMosquitto(
+  writeLogins: (passwd: string, port: number) => Promise<void>,
+  options: ShippedOptions = {},
+): Promise<ShippedMosquitto> {
   const dir = await tempDir('shipped-mosquitto');
   // Started as root, Mosquitto drops to its own user before it reads logins and writes its data.
   await chmod(dir, 0o777);

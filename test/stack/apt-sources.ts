@@ -51,7 +51,11 @@ function entries(): Entry[] {
 /** Where this machine gets `suite` and its security updates; Debian's own addresses if it does not say. */
 export function debianSources(suite: string): DebianSources {
   const all = entries();
-  const serving = (s: string): string | undefined => all.find((e) => e.suites.includes(s))?.uris.find((u) => /^https?:\/\//.test(u))?.replace(/\/+$/, '');
+  const serving = (s: string): string | undefined =>
+    all
+      .find((e) => e.suites.includes(s))
+      ?.uris.find((u) => /^https?:\/\//.test(u))
+      ?.replace(/\/+$/, '');
   const security = serving(`${suite}-security`);
   return { mirror: serving(suite) ?? 'http://deb.debian.org/debian', ...(security ? { security } : {}) };
 }

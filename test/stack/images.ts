@@ -64,7 +64,11 @@ function stampInputs(stamp: string): unknown {
 }
 
 /** A cache entry: reused while its stamp's inputs match, else made anew under a temp name, then renamed. */
-async function cached(name: string, inputs: Record<string, unknown>, make: (partial: string) => Promise<Record<string, unknown>>): Promise<{ file: string; hit: boolean }> {
+async function cached(
+  name: string,
+  inputs: Record<string, unknown>,
+  make: (partial: string) => Promise<Record<string, unknown>>,
+): Promise<{ file: string; hit: boolean }> {
   const dir = cacheDir();
   const file = join(dir, name);
   const stamp = `${file}.stamp.json`;
@@ -89,24 +93,28 @@ async function cached(name: string, inputs: Record<string, unknown>, make: (part
 /** The bookworm root filesystem as a tarball: debootstrap, then without its download caches. */
 async function rootfsTarball(): Promise<{ file: string; hit: boolean }> {
   const sources = debianSources(SUITE);
-  return cached(`${SUITE}-${VARIANT}.tar`, { format: FORMAT, suite: SUITE, variant: VARIANT, mirror: sources.mirror, security: sources.security ?? null, include: [] }, async (partial) => {
-    const work = await tempDir('rootfs');
-    try {
-      const target = join(work, 'rootfs');
-      const boot = await exec('debootstrap', [`--variant=${VARIANT}`, SUITE, target, sources.mirror], { timeoutMs: 900_000 });
-      if (boot.code !== 0) throw new Error(`debootstrap failed (${boot.code}):\n${boot.stdout.slice(-3000)}\n${boot.stderr.slice(-3000)}`);
-      // As Debian's own images: no package lists or downloaded .debs (images run apt-get update first),
-      // and the same suites as this machine, security updates included.
-      await exec('sh', ['-c', 'rm -rf "$0"/var/lib/apt/lists/* "$0"/var/cache/apt/archives/*.deb "$0"/etc/apt/sources.list', target]);
-      await writeFile(join(target, 'etc/apt/sources.list.d/debian.sources'), sourcesFile(SUITE, sources));
-      const packages = await exec('chroot', [target, 'dpkg-query', '-W', '-f', '${Package}=${Version}\\n']);
-      const tar = await exec('tar', ['--numeric-owner', '-C', target, '-cf', partial, '.'], { timeoutMs: 300_000 });
-      if (tar.code !== 0) throw new Error(`packing the root filesystem failed:\n${tar.stderr}`);
-      return { packages: packages.stdout.split('\n').filter(Boolean).sort() };
-    } finally {
-      await removeTree(work);
-    }
-  });
+  return cached(
+    `${SUITE}-${VARIANT}.tar`,
+    { format: FORMAT, suite: SUITE, variant: VARIANT, mirror: sources.mirror, security: sources.security ?? null, include: [] },
+    async (partial) => {
+      const work = await tempDir('rootfs');
+      try {
+        const target = join(work, 'rootfs');
+        const boot = await exec('debootstrap', [`--variant=${VARIANT}`, SUITE, target, sources.mirror], { timeoutMs: 900_000 });
+        if (boot.code !== 0) throw new Error(`debootstrap failed (${boot.code}):\n${boot.stdout.slice(-3000)}\n${boot.stderr.slice(-3000)}`);
+        // As Debian's own images: no package lists or downloaded .debs (images run apt-get update first),
+        // and the same suites as this machine, security updates included.
+        await exec('sh', ['-c', 'rm -rf "$0"/var/lib/apt/lists/* "$0"/var/cache/apt/archives/*.deb "$0"/etc/apt/sources.list', target]);
+        await writeFile(join(target, 'etc/apt/sources.list.d/debian.sources'), sourcesFile(SUITE, sources));
+        const packages = await exec('chroot', [target, 'dpkg-query', '-W', '-f', '${Package}=${Version}\\n']);
+        const tar = await exec('tar', ['--numeric-owner', '-C', target, '-cf', partial, '.'], { timeoutMs: 300_000 });
+        if (tar.code !== 0) throw new Error(`packing the root filesystem failed:\n${tar.stderr}`);
+        return { packages: packages.stdout.split('\n').filter(Boolean).sort() };
+      } finally {
+        await removeTree(work);
+      }
+    },
+  );
 }
 
 /** `npm pack` of one package into the cache, stamped with the version it resolved to. */
@@ -147,7 +155,10 @@ async function nodeContext(node: string, npm: string): Promise<string> {
 }
 
 async function build(engine: Engine, image: string, dockerfile: string, context: string): Promise<void> {
-  const run = await engine.docker(['build', '--network', 'host', '--progress', 'plain', '-f', dockerfile, '-t', image, context], { env: { DOCKER_BUILDKIT: '1' }, timeoutMs: 900_000 });
+  const run = await engine.docker(['build', '--network', 'host', '--progress', 'plain', '-f', dockerfile, '-t', image, context], {
+    env: { DOCKER_BUILDKIT: '1' },
+    timeoutMs: 900_000,
+  });
   if (run.code !== 0) throw new Error(`docker build ${image} failed (${run.code}):\n${run.stderr.slice(-6000)}`);
 }
 
@@ -160,7 +171,11 @@ export async function prepareImages(engine: Engine): Promise<Timing[]> {
     timings.push({ step, ms: Date.now() - start, cached: result.hit });
     return result;
   };
-  const [rootfs, node, npm] = await Promise.all([timed('rootfs (debootstrap)', rootfsTarball), timed('node package', () => npmTarball(NODE_SPEC)), timed('npm package', () => npmTarball(NPM_SPEC))]);
+  const [rootfs, node, npm] = await Promise.all([
+    timed('rootfs (debootstrap)', rootfsTarball),
+    timed('node package', () => npmTarball(NODE_SPEC)),
+    timed('npm package', () => npmTarball(NPM_SPEC)),
+  ]);
   await timed('docker import', async () => {
     const run = await engine.docker(['import', '-', BASE_IMAGE], { stdin: rootfs.file, timeoutMs: 300_000 });
     if (run.code !== 0) throw new Error(`docker import failed:\n${run.stderr}`);
@@ -171,7 +186,10 @@ export async function prepareImages(engine: Engine): Promise<Timing[]> {
   try {
     // One after another, so that each timing is its own image's and a failure names one image.
     for (const { image, dir } of Object.values(STAND_INS)) {
-      await timed(`build ${image}`, async () => (await build(engine, image, join(images, dir, 'Dockerfile'), dir === 'node' ? context : join(images, dir)), { hit: false }));
+      await timed(
+        `build ${image}`,
+        async () => (await build(engine, image, join(images, dir, 'Dockerfile'), dir === 'node' ? context : join(images, dir)), { hit: false }),
+      );
     }
   } finally {
     await rm(context, { recursive: true, force: true });

@@ -66,7 +66,11 @@ describe('hostpulse enrol', () => {
   it('writes the acl beside the password file with every change, for the logins in it', async () => {
     const dir = await tempDir('enrol-acl');
     const passwd = join(dir, 'passwd');
-    const services = await execCli(['enrol', '--services', '--passwd', passwd], { MQTT_BRIDGE_PASSWORD: 'bridge-password-1', MQTT_READER_PASSWORD: 'reader-password-1', MQTT_HEALTHCHECK_PASSWORD: 'health-password-1' });
+    const services = await execCli(['enrol', '--services', '--passwd', passwd], {
+      MQTT_BRIDGE_PASSWORD: 'bridge-password-1',
+      MQTT_READER_PASSWORD: 'reader-password-1',
+      MQTT_HEALTHCHECK_PASSWORD: 'health-password-1',
+    });
     expect(services.code, services.stderr).toBe(0);
     expect(await readFile(join(dir, 'acl'), 'utf8')).toContain('user hostpulse_reader\n');
     const added = await execCli(['enrol', '--service', 'hostpulse_reader_nodered', '--passwd', passwd]);
@@ -84,7 +88,9 @@ describe('hostpulse enrol', () => {
     const dir = await tempDir('enrol-refused');
     const bad = await execCli(['enrol', '--service', 'hostpulse_admin', '--passwd', join(dir, 'passwd')]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/^hostpulse enrol: --service "hostpulse_admin" must be hostpulse_bridge, hostpulse_reader, hostpulse_health, or hostpulse_bridge_<name>/);
+    expect(bad.stderr).toMatch(
+      /^hostpulse enrol: --service "hostpulse_admin" must be hostpulse_bridge, hostpulse_reader, hostpulse_health, or hostpulse_bridge_<name>/,
+    );
     const prefix = await execCli(['enrol', 'office-pc', '--passwd', join(dir, 'passwd')], { HA_DISCOVERY_PREFIX: 'home/assistant' });
     expect(prefix.code).toBe(2);
     expect(prefix.stderr).toBe('hostpulse enrol: HA_DISCOVERY_PREFIX must be one MQTT topic level, without "+", "#", "/" or NUL\n');

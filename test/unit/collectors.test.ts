@@ -10,8 +10,7 @@ import { resolveMetric } from '../../protocol/index.js';
 import { captureLogger } from '../harness/logs.js';
 
 const MIB = 1024 * 1024;
-const fixture = (name: string): Recording =>
-  JSON.parse(readFileSync(new URL(`../fixtures/machines/${name}.json`, import.meta.url), 'utf8')) as Recording;
+const fixture = (name: string): Recording => JSON.parse(readFileSync(new URL(`../fixtures/machines/${name}.json`, import.meta.url), 'utf8')) as Recording;
 
 /** Primes at t=0, samples at t=1000 ms, as the agent does. */
 async function sample(probe: Probe): Promise<{ values: Record<string, number>; logs: ReturnType<typeof captureLogger>['lines'] }> {
@@ -113,7 +112,11 @@ describe('sampler', () => {
     let graphicsCalls = 0;
     const probe: Probe = { ...replay, graphics: () => (graphicsCalls++, replay.graphics()) };
     const { logger, lines } = captureLogger();
-    const sampler = new Sampler(Object.values(collectors).map((f) => f({ probe, monotonicMs: () => 0 })), logger, { timeoutMs: 2000 });
+    const sampler = new Sampler(
+      Object.values(collectors).map((f) => f({ probe, monotonicMs: () => 0 })),
+      logger,
+      { timeoutMs: 2000 },
+    );
     await sampler.prime();
     for (let i = 0; i < 3; i++) await sampler.round();
     expect(graphicsCalls).toBe(2); // prime and first round, then never again
@@ -128,7 +131,11 @@ describe('sampler', () => {
       battery: () => new Promise(() => undefined),
     };
     const { logger, lines } = captureLogger();
-    const sampler = new Sampler(Object.values(collectors).map((f) => f({ probe, monotonicMs: () => 0 })), logger, { timeoutMs: 100 });
+    const sampler = new Sampler(
+      Object.values(collectors).map((f) => f({ probe, monotonicMs: () => 0 })),
+      logger,
+      { timeoutMs: 100 },
+    );
     const rounds = [];
     for (let i = 0; i < 3; i++) rounds.push(await sampler.round());
     for (const readings of rounds) {
@@ -182,7 +189,7 @@ describe('filesystems', () => {
 
 describe('filesystems seen from a container', () => {
   const fs = (mount: string, device = '/dev/sda1') => ({ fs: device, type: 'ext4', size: 1e9, used: 1, available: 1, use: 1, mount });
-  it('reports the host\'s filesystems by their host paths, and only those', () => {
+  it("reports the host's filesystems by their host paths, and only those", () => {
     const seen = [fs('/', 'overlay'), fs('/hostfs'), fs('/hostfs/home', '/dev/sda2'), fs('/etc/hosts', '/dev/sda1'), fs('/hostfs-other', '/dev/sdb1')];
     expect(hostView(seen, '/hostfs').map((f) => f.mount)).toEqual(['/', '/home']);
     expect(hostView(seen, undefined)).toHaveLength(5);

@@ -97,7 +97,7 @@ describe('agent configuration', () => {
     [{ SENSORS_HOST: 'Bad Host' }, 'SENSORS_HOST: "Bad Host" must be lower-case letters, digits and "-", starting with a letter or digit'],
     [{ SENSORS_HOST: 'pc/1' }, 'SENSORS_HOST: "pc/1" must be lower-case letters, digits and "-", starting with a letter or digit'],
     [{ SENSORS_HOST: 'pc+' }, 'SENSORS_HOST: "pc+" must be lower-case letters, digits and "-", starting with a letter or digit'],
-    [{ SENSORS_HOST: 'x'.repeat(64) }, 'SENSORS_HOST: "' + 'x'.repeat(64) + '" is 64 characters long (at most 63)'],
+    [{ SENSORS_HOST: 'x'.repeat(64) }, `SENSORS_HOST: "${'x'.repeat(64)}" is 64 characters long (at most 63)`],
     [{ SAMPLE_INTERVAL: '500ms' }, 'SAMPLE_INTERVAL: must be between 1s and 24h (got "500ms")'],
     [{ SAMPLE_INTERVAL: 'often' }, 'SAMPLE_INTERVAL: must be a duration such as 500ms, 10s, 5m or 1h (got "often")'],
     [{ MQTT_URL: 'localhost:1883' }, 'MQTT_URL: must start with mqtt:// or mqtts:// or ws:// or wss:// (got "localhost:1883")'],
@@ -142,7 +142,14 @@ describe('bridge configuration', () => {
   });
 
   it('speaks the v1 API with INFLUX_API=1', () => {
-    const result = loadBridgeConfig({ INFLUX_API: '1', INFLUX_URL: 'http://db:8086', INFLUX_DATABASE: 'hp', INFLUX_USERNAME: 'u', INFLUX_PASSWORD: 'p', INFLUX_RETENTION_POLICY: 'week' });
+    const result = loadBridgeConfig({
+      INFLUX_API: '1',
+      INFLUX_URL: 'http://db:8086',
+      INFLUX_DATABASE: 'hp',
+      INFLUX_USERNAME: 'u',
+      INFLUX_PASSWORD: 'p',
+      INFLUX_RETENTION_POLICY: 'week',
+    });
     expect(result).toMatchObject({ ok: true, config: { influx: { api: '1', database: 'hp', username: 'u', password: 'p', retentionPolicy: 'week' } } });
   });
 
@@ -179,10 +186,14 @@ describe('the CLI at start', () => {
     ]);
   });
 
-  it('warns when the login is not the host name, which hostpulse\'s broker rules would refuse', async () => {
+  it("warns when the login is not the host name, which hostpulse's broker rules would refuse", async () => {
     const run = await execCli(['agent', '--print', '--host', 'pc-1'], { MQTT_USERNAME: 'pc-2', MQTT_PASSWORD: 'pw' });
     expect(run.code).toBe(0);
-    const warning = run.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; host?: string; username?: string }).find((l) => l.msg.startsWith('MQTT_USERNAME differs'));
+    const warning = run.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg: string; host?: string; username?: string })
+      .find((l) => l.msg.startsWith('MQTT_USERNAME differs'));
     expect(warning).toMatchObject({ host: 'pc-1', username: 'pc-2' });
     const same = await execCli(['agent', '--print', '--host', 'pc-1'], { MQTT_USERNAME: 'pc-1', MQTT_PASSWORD: 'pw' });
     expect(same.stderr).not.toContain('MQTT_USERNAME differs');
@@ -210,7 +221,11 @@ describe('the CLI at start', () => {
   });
 
   it('runs as `npx hostpulse` in the repository after npm ci', () => {
-    const out = execFileSync('npx', ['--no-install', 'hostpulse', '--help'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false' } });
+    const out = execFileSync('npx', ['--no-install', 'hostpulse', '--help'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, npm_config_update_notifier: 'false' },
+    });
     expect(out).toContain('Usage: hostpulse <command>');
   });
 

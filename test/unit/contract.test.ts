@@ -75,13 +75,28 @@ describe('metric names', () => {
     expect(resolved?.instance).toBe(instance);
   });
 
-  it.each(['', 'CPU_TEMP', 'cpu-temp', 'cpu_temp/x', 'gpu_temp', 'gpu01_temp', 'gpu100_temp', 'gpux_temp', 'disk__usage', 'disk_usage',
-    'disk_a__b_usage', 'net_eth0', 'availability2', 'toString', 'constructor', '__proto__', `disk_${'a'.repeat(41)}_usage`, 'x'.repeat(65)])(
-    '%j is not a metric',
-    (name) => {
-      expect(resolveMetric(name)).toBeUndefined();
-    },
-  );
+  it.each([
+    '',
+    'CPU_TEMP',
+    'cpu-temp',
+    'cpu_temp/x',
+    'gpu_temp',
+    'gpu01_temp',
+    'gpu100_temp',
+    'gpux_temp',
+    'disk__usage',
+    'disk_usage',
+    'disk_a__b_usage',
+    'net_eth0',
+    'availability2',
+    'toString',
+    'constructor',
+    '__proto__',
+    `disk_${'a'.repeat(41)}_usage`,
+    'x'.repeat(65),
+  ])('%j is not a metric', (name) => {
+    expect(resolveMetric(name)).toBeUndefined();
+  });
 
   it.each([
     ['/', 'root'],
@@ -92,7 +107,7 @@ describe('metric names', () => {
     ['Ethernet 2', 'ethernet_2'],
     ['Wi-Fi', 'wi_fi'],
     ['enp3s0', 'enp3s0'],
-    ['/mnt/' + 'x'.repeat(60), 'mnt_' + 'x'.repeat(36)],
+    [`/mnt/${'x'.repeat(60)}`, `mnt_${'x'.repeat(36)}`],
   ])('instance %j folds to %j', (raw, slug) => {
     expect(instanceSlug(raw)).toBe(slug);
   });

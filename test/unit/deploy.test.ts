@@ -26,7 +26,11 @@ it('starts the launchd daemon and the Windows task with the same settings file',
   const plist = readFileSync(join(ROOT, 'deploy/macos/com.hostpulse.agent.plist'), 'utf8');
   expect(plist).toMatch(/<string>agent<\/string>\s*<string>--config<\/string>\s*<string>\/usr\/local\/etc\/hostpulse\/agent\.env<\/string>/);
   // Node's options for the agent (AGENT_NODE_OPTIONS) come before the script in every launcher.
-  expect(plist).toMatch(new RegExp(`<string>/usr/local/bin/node</string>\\s*${AGENT_NODE_OPTIONS.map((o) => `<string>${o}</string>\\s*`).join('')}<string>/usr/local/hostpulse/dist/cli/main\\.js</string>`));
+  expect(plist).toMatch(
+    new RegExp(
+      `<string>/usr/local/bin/node</string>\\s*${AGENT_NODE_OPTIONS.map((o) => `<string>${o}</string>\\s*`).join('')}<string>/usr/local/hostpulse/dist/cli/main\\.js</string>`,
+    ),
+  );
   expect(plist.match(/<dict>/g)).toHaveLength(plist.match(/<\/dict>/g)?.length ?? -1);
   const ps1 = readFileSync(join(ROOT, 'deploy/windows/install-agent.ps1'), 'utf8');
   expect(ps1).toContain('agent --config');

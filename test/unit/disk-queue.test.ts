@@ -143,7 +143,9 @@ describe('disk queue integrity (issue 12)', () => {
     const q = new DiskQueue(dir, options);
     bursts(q, 0, 30);
     q.close();
-    const files = readdirSync(dir).filter((f) => f.startsWith('seg-')).sort();
+    const files = readdirSync(dir)
+      .filter((f) => f.startsWith('seg-'))
+      .sort();
     expect(files.length).toBeGreaterThan(3);
     // The second segment loses its second half.
     const second = join(dir, files[1] as string);

@@ -83,12 +83,27 @@ describe('CPU temperatures from sysfs', () => {
   it.each([
     [
       'Intel coretemp: the package, each core, the hottest',
-      { 'hwmon/hwmon0/temp1_input': '27800', 'hwmon/hwmon1/temp1_label': 'Package id 0', 'hwmon/hwmon1/temp1_input': '45000', 'hwmon/hwmon1/temp2_label': 'Core 0', 'hwmon/hwmon1/temp2_input': '43000', 'hwmon/hwmon1/temp3_label': 'Core 1', 'hwmon/hwmon1/temp3_input': '47000' },
+      {
+        'hwmon/hwmon0/temp1_input': '27800',
+        'hwmon/hwmon1/temp1_label': 'Package id 0',
+        'hwmon/hwmon1/temp1_input': '45000',
+        'hwmon/hwmon1/temp2_label': 'Core 0',
+        'hwmon/hwmon1/temp2_input': '43000',
+        'hwmon/hwmon1/temp3_label': 'Core 1',
+        'hwmon/hwmon1/temp3_input': '47000',
+      },
       { main: 45, cores: [43, 47], max: 47 },
     ],
     [
       'AMD k10temp: Tctl, before Tccd1; an NVMe composite is no CPU',
-      { 'hwmon/hwmon1/temp1_label': 'Composite', 'hwmon/hwmon1/temp1_input': '38850', 'hwmon/hwmon2/temp1_label': 'Tctl', 'hwmon/hwmon2/temp1_input': '61250', 'hwmon/hwmon2/temp3_label': 'Tccd1', 'hwmon/hwmon2/temp3_input': '55500' },
+      {
+        'hwmon/hwmon1/temp1_label': 'Composite',
+        'hwmon/hwmon1/temp1_input': '38850',
+        'hwmon/hwmon2/temp1_label': 'Tctl',
+        'hwmon/hwmon2/temp1_input': '61250',
+        'hwmon/hwmon2/temp3_label': 'Tccd1',
+        'hwmon/hwmon2/temp3_input': '55500',
+      },
       { main: 61.3, cores: [], max: 61.3 },
     ],
     [
@@ -108,7 +123,7 @@ describe('CPU temperatures from sysfs', () => {
 });
 
 describe('on this Linux machine', () => {
-  it('gives the kernel\'s counters and a usage within 0–100', async () => {
+  it("gives the kernel's counters and a usage within 0–100", async () => {
     const probe = createSystemProbe('linux');
     const stats = await probe.networkStats();
     expect(stats.length).toBeGreaterThan(0);
@@ -136,8 +151,11 @@ describe('on this Linux machine', () => {
     const dir = await tempDir('strace');
     const trace = join(dir, 'trace');
     await new Promise<void>((resolve, reject) =>
-      execFile('strace', ['-f', '-s', '4096', '-e', 'trace=execve', '-o', trace, process.execPath, CLI, 'agent', '--print'], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } }, (error) =>
-        error ? reject(error) : resolve(),
+      execFile(
+        'strace',
+        ['-f', '-s', '4096', '-e', 'trace=execve', '-o', trace, process.execPath, CLI, 'agent', '--print'],
+        { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } },
+        (error) => (error ? reject(error) : resolve()),
       ),
     );
     const started = readFileSync(trace, 'utf8')
@@ -146,7 +164,10 @@ describe('on this Linux machine', () => {
     // The trace works: it sees node itself.
     expect(started.some((l) => l.includes(CLI))).toBe(true);
     for (const gone of ['/proc/stat', '/statistics/', 'date +%', '/etc/localtime', '"df"', '/proc/mounts', 'thermal_zone', 'hwmon', '"sensors"']) {
-      expect(started.filter((l) => l.includes(gone)), gone).toEqual([]);
+      expect(
+        started.filter((l) => l.includes(gone)),
+        gone,
+      ).toEqual([]);
     }
   });
 });

@@ -27,9 +27,11 @@ async function files(tree: Record<string, string>): Promise<string> {
 
 describe('memory from /proc/meminfo', () => {
   it('available is MemAvailable; without it (kernels before 3.14), free + buffers + cache + slab', () => {
-    const modern = 'MemTotal:       24684084 kB\nMemFree:        23601324 kB\nMemAvailable:   23932320 kB\nBuffers:           14984 kB\nCached:           557336 kB\nSwapCached:            0 kB\nSwapTotal:       8388604 kB\nSwapFree:        8126460 kB\nSlab:             183040 kB\n';
+    const modern =
+      'MemTotal:       24684084 kB\nMemFree:        23601324 kB\nMemAvailable:   23932320 kB\nBuffers:           14984 kB\nCached:           557336 kB\nSwapCached:            0 kB\nSwapTotal:       8388604 kB\nSwapFree:        8126460 kB\nSlab:             183040 kB\n';
     expect(parseMeminfo(modern)).toEqual({ total: 24684084 * KIB, available: 23932320 * KIB, swaptotal: 8388604 * KIB, swapused: (8388604 - 8126460) * KIB });
-    const old = 'MemTotal: 2048000 kB\nMemFree: 1000000 kB\nBuffers: 1000 kB\nCached: 20000 kB\nSwapCached: 5 kB\nSlab: 300 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n';
+    const old =
+      'MemTotal: 2048000 kB\nMemFree: 1000000 kB\nBuffers: 1000 kB\nCached: 20000 kB\nSwapCached: 5 kB\nSlab: 300 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n';
     expect(parseMeminfo(old)).toEqual({ total: 2048000 * KIB, available: (1000000 + 1000 + 20000 + 300) * KIB, swaptotal: 0, swapused: 0 });
   });
 
@@ -44,11 +46,23 @@ describe('memory from /proc/meminfo', () => {
 describe('the battery from sysfs', () => {
   it('reads the level and charging state of an energy-counting battery (ThinkPad BAT0)', () => {
     const uevent = [
-      'POWER_SUPPLY_NAME=BAT0', 'POWER_SUPPLY_TYPE=Battery', 'POWER_SUPPLY_STATUS=Charging', 'POWER_SUPPLY_PRESENT=1',
-      'POWER_SUPPLY_TECHNOLOGY=Li-poly', 'POWER_SUPPLY_CYCLE_COUNT=312', 'POWER_SUPPLY_VOLTAGE_MIN_DESIGN=11580000',
-      'POWER_SUPPLY_VOLTAGE_NOW=12631000', 'POWER_SUPPLY_POWER_NOW=23912000', 'POWER_SUPPLY_ENERGY_FULL_DESIGN=57000000',
-      'POWER_SUPPLY_ENERGY_FULL=48910000', 'POWER_SUPPLY_ENERGY_NOW=36160000', 'POWER_SUPPLY_CAPACITY=73',
-      'POWER_SUPPLY_CAPACITY_LEVEL=Normal', 'POWER_SUPPLY_MODEL_NAME=5B10W13930', 'POWER_SUPPLY_MANUFACTURER=SMP', '',
+      'POWER_SUPPLY_NAME=BAT0',
+      'POWER_SUPPLY_TYPE=Battery',
+      'POWER_SUPPLY_STATUS=Charging',
+      'POWER_SUPPLY_PRESENT=1',
+      'POWER_SUPPLY_TECHNOLOGY=Li-poly',
+      'POWER_SUPPLY_CYCLE_COUNT=312',
+      'POWER_SUPPLY_VOLTAGE_MIN_DESIGN=11580000',
+      'POWER_SUPPLY_VOLTAGE_NOW=12631000',
+      'POWER_SUPPLY_POWER_NOW=23912000',
+      'POWER_SUPPLY_ENERGY_FULL_DESIGN=57000000',
+      'POWER_SUPPLY_ENERGY_FULL=48910000',
+      'POWER_SUPPLY_ENERGY_NOW=36160000',
+      'POWER_SUPPLY_CAPACITY=73',
+      'POWER_SUPPLY_CAPACITY_LEVEL=Normal',
+      'POWER_SUPPLY_MODEL_NAME=5B10W13930',
+      'POWER_SUPPLY_MANUFACTURER=SMP',
+      '',
     ].join('\n');
     expect(parseBatteryUevent(uevent)).toEqual({ hasBattery: true, percent: 73, isCharging: true });
   });
@@ -70,10 +84,14 @@ describe('maker, model and operating system', () => {
   it('reads the distribution and release as systeminformation does (later release files win, the codename cut off)', async () => {
     const root = await files({
       'etc/lsb-release': 'DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=24.04\nDISTRIB_CODENAME=noble\nDISTRIB_DESCRIPTION="Ubuntu 24.04.4 LTS"\n',
-      'usr/lib/os-release': 'PRETTY_NAME="Ubuntu 24.04.4 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION="24.04.4 LTS (Noble Numbat)"\nVERSION_CODENAME=noble\nID=ubuntu\n',
+      'usr/lib/os-release':
+        'PRETTY_NAME="Ubuntu 24.04.4 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION="24.04.4 LTS (Noble Numbat)"\nVERSION_CODENAME=noble\nID=ubuntu\n',
     });
     expect(distroOf(osRelease(join(root, 'etc'), join(root, 'usr/lib')))).toEqual({ distro: 'Ubuntu', release: '24.04.4 LTS', codename: 'noble' });
-    const debian = await files({ 'usr/lib/os-release': 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nVERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n' });
+    const debian = await files({
+      'usr/lib/os-release':
+        'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nVERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n',
+    });
     expect(distroOf(osRelease(join(debian, 'etc'), join(debian, 'usr/lib')))).toEqual({ distro: 'Debian GNU/Linux', release: '12', codename: 'bookworm' });
   });
 
@@ -87,7 +105,9 @@ describe('maker, model and operating system', () => {
     const rockchip = 'processor\t: 0\nBogoMIPS\t: 48.00\nHardware\t: Rockchip RK3588\nRevision\t: 0000\n';
     expect(systemOf(join(root, 'none'), root, '6.1.0', rockchip)).toEqual({ manufacturer: '', model: 'ROCKCHIP RK3588', version: '0000' });
     // A Raspberry Pi: systeminformation's revision tables name it, so it is asked.
-    expect(systemOf(join(root, 'none'), root, '6.6.31', 'Hardware\t: BCM2835\nRevision\t: c03114\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n')).toBeUndefined();
+    expect(
+      systemOf(join(root, 'none'), root, '6.6.31', 'Hardware\t: BCM2835\nRevision\t: c03114\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n'),
+    ).toBeUndefined();
   });
 
   it('agrees with systeminformation on this machine in everything the Home Assistant device block shows', async () => {

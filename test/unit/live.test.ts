@@ -91,7 +91,11 @@ describe('live view streams', () => {
 
   it('bounds what all streams hold together: the furthest behind go first, new streams wait', async () => {
     const live = new LiveState();
-    const http = createLiveHttp(live, { storing: false, maxStreams: 10, flushMs: 5, maxClientBytes: 1_000_000, maxTotalBytes: 3000 }, captureLogger('live').logger);
+    const http = createLiveHttp(
+      live,
+      { storing: false, maxStreams: 10, flushMs: 5, maxClientBytes: 1_000_000, maxTotalBytes: 3000 },
+      captureLogger('live').logger,
+    );
     const streams = [response(false), response(false), response(true)];
     for (const res of streams) http.handle(request as never, res as never);
     for (let i = 0; !streams[1]?.destroyed && i < 200; i++) {
@@ -103,7 +107,11 @@ describe('live view streams', () => {
     // A new stream whose snapshot would not fit waits (503).
     const big = new LiveState();
     for (let h = 0; h < 20; h++) big.sample(sample(`pc-${h}`, 'cpu_temp', 40, 1000));
-    const crowded = createLiveHttp(big, { storing: false, maxStreams: 10, flushMs: 5, maxClientBytes: 1_000_000, maxTotalBytes: 1000 }, captureLogger('live').logger);
+    const crowded = createLiveHttp(
+      big,
+      { storing: false, maxStreams: 10, flushMs: 5, maxClientBytes: 1_000_000, maxTotalBytes: 1000 },
+      captureLogger('live').logger,
+    );
     const status = vi.fn(() => ({ end: () => undefined }));
     crowded.handle(request as never, { writeHead: status } as never);
     expect(status).toHaveBeenCalledWith(503, expect.anything());

@@ -98,7 +98,13 @@ describe('the agent with an NVIDIA GPU (a fake nvidia-smi on PATH)', () => {
     const fake = await fakeNvidiaSmi();
     const { code, stdout } = await execCli(['agent', '--print', '--host', 'gpu-box'], fake.env());
     expect(code).toBe(0);
-    const printed = new Map(stdout.trim().split('\n').map((l) => JSON.parse(l) as { topic: string; payload: { value: number } }).map((m) => [m.topic, m.payload.value]));
+    const printed = new Map(
+      stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { topic: string; payload: { value: number } })
+        .map((m) => [m.topic, m.payload.value]),
+    );
     // The first recorded block: GPU 0 at 43 °C drawing 105 W, idle; GPU 1 at 49 °C, 1 % busy.
     expect(printed.get('sensors/gpu-box/gpu0_temp')).toBe(43);
     expect(printed.get('sensors/gpu-box/gpu0_power')).toBe(105);

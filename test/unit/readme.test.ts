@@ -26,10 +26,18 @@ function section(file: string, heading: string): string {
 
 /** The variables a configuration table documents: each name in backticks in a row's first cell (`A` / `B` rows too). */
 const documented = (text: string): string[] =>
-  [...text.matchAll(/^\| (`[A-Z0-9_]+`(?: \/ `[A-Z0-9_]+`)*) \|/gm)].flatMap((m) => [...(m[1] as string).matchAll(/`([A-Z0-9_]+)`/g)].map((n) => n[1] as string)).sort();
+  [...text.matchAll(/^\| (`[A-Z0-9_]+`(?: \/ `[A-Z0-9_]+`)*) \|/gm)]
+    .flatMap((m) => [...(m[1] as string).matchAll(/`([A-Z0-9_]+)`/g)].map((n) => n[1] as string))
+    .sort();
 
 /** The Markdown pages: the README, docs/ and bench/README.md. */
-const PAGES = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`), 'bench/README.md'];
+const PAGES = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+  'bench/README.md',
+];
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
 const slug = (heading: string): string =>

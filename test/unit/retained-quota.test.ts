@@ -20,7 +20,11 @@ describe('RetainedQuota', () => {
   });
 
   it('matches what the broker holds under any sequence of publishes and deletions', () => {
-    const offer = fc.record({ owner: fc.constantFrom('alice', 'bob', 'carol'), topic: fc.constantFrom('t1', 't2', 't3', 't4', 't5', 't6'), bytes: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 40 })) });
+    const offer = fc.record({
+      owner: fc.constantFrom('alice', 'bob', 'carol'),
+      topic: fc.constantFrom('t1', 't2', 't3', 't4', 't5', 't6'),
+      bytes: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 40 })),
+    });
     fc.assert(
       fc.property(fc.array(offer, { maxLength: 200 }), (offers) => {
         const limits = { maxTopics: 3, maxBytes: 80 };

@@ -13,7 +13,8 @@ import { captureLogger } from '../harness/logs.js';
 import { tempDir } from '../harness/process.js';
 
 /** A point of ~110 bytes, so that one read of the disk queue (512 KiB) holds ~4,000 of them. */
-const point = (i: number) => `cpu,host=desktop-${String(i % 100).padStart(3, '0')},core=all usage_percent=${(i % 1000) / 10},temp_c=45.5 ${1_763_683_200_000 + i}`;
+const point = (i: number) =>
+  `cpu,host=desktop-${String(i % 100).padStart(3, '0')},core=all usage_percent=${(i % 1000) / 10},temp_c=45.5 ${1_763_683_200_000 + i}`;
 
 function recordingSink(): Sink & { readonly batches: number[] } {
   const batches: number[] = [];

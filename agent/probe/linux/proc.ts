@@ -23,7 +23,11 @@ export function parseProcNetDev(text: string, names: ReadonlySet<string>): Netwo
     const colon = line.indexOf(':');
     if (colon < 0) continue;
     const iface = line.slice(0, colon).trim();
-    const fields = line.slice(colon + 1).trim().split(/\s+/).map(Number);
+    const fields = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     const [rx, tx] = [fields[0], fields[8]];
     if (!names.has(iface) || rx === undefined || tx === undefined || !Number.isFinite(rx) || !Number.isFinite(tx)) continue;
     stats.push({ iface, rx_bytes: rx, tx_bytes: tx });
@@ -67,18 +71,38 @@ export interface Mount {
 
 /** Kernel filesystems that hold no data: never asked for their size. */
 const PSEUDO = new Set([
-  'proc', 'sysfs', 'cgroup', 'cgroup2', 'devpts', 'mqueue', 'securityfs', 'debugfs', 'tracefs', 'pstore', 'bpf', 'configfs',
-  'fusectl', 'binfmt_misc', 'autofs', 'hugetlbfs', 'nsfs', 'rpc_pipefs', 'efivarfs', 'selinuxfs', 'ramfs', 'squashfs',
+  'proc',
+  'sysfs',
+  'cgroup',
+  'cgroup2',
+  'devpts',
+  'mqueue',
+  'securityfs',
+  'debugfs',
+  'tracefs',
+  'pstore',
+  'bpf',
+  'configfs',
+  'fusectl',
+  'binfmt_misc',
+  'autofs',
+  'hugetlbfs',
+  'nsfs',
+  'rpc_pipefs',
+  'efivarfs',
+  'selinuxfs',
+  'ramfs',
+  'squashfs',
 ]);
 
 /** /proc/mounts, with its octal escapes (`\040` for a space) decoded; kernel pseudo filesystems left out. */
 export function parseProcMounts(text: string): Mount[] {
-  const unescape = (field: string): string => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+  const unescapeOctal = (field: string): string => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
   const mounts: Mount[] = [];
   for (const line of text.split('\n')) {
     const [device, mount, type] = line.split(' ');
     if (!device || !mount || !type || PSEUDO.has(type)) continue;
-    mounts.push({ device: unescape(device), mount: unescape(mount), type });
+    mounts.push({ device: unescapeOctal(device), mount: unescapeOctal(mount), type });
   }
   return mounts;
 }
@@ -98,7 +122,15 @@ export function fsSizeReader(read: () => Promise<string> = readProc('/proc/mount
       const { bsize, blocks, bfree, bavail } = result.value;
       const used = (blocks - bfree) * bsize;
       const available = bavail * bsize;
-      filesystems.push({ fs: m.device, type: m.type, size: blocks * bsize, used, available, use: used + available > 0 ? (100 * used) / (used + available) : null, mount: m.mount });
+      filesystems.push({
+        fs: m.device,
+        type: m.type,
+        size: blocks * bsize,
+        used,
+        available,
+        use: used + available > 0 ? (100 * used) / (used + available) : null,
+        mount: m.mount,
+      });
     });
     return filesystems;
   };
@@ -122,4 +154,3 @@ export function parseMeminfo(text: string): Memory {
   const swaptotal = bytes('swaptotal');
   return { total, available, swaptotal, swapused: swaptotal - bytes('swapfree') };
 }
-

@@ -12,7 +12,7 @@ import type { CpuTemperature } from '../index.js';
 /** Without sensors (a VM), how often they are looked for again (a driver may load after the agent starts). */
 const SEARCH_AGAIN_MS = 60_000;
 
-const celsius = (milli: string): number => Math.round(parseInt(milli, 10) / 100) / 10;
+const celsius = (milli: string): number => Math.round(Number.parseInt(milli, 10) / 100) / 10;
 /** Directory entries matching `pattern`, in the order a shell glob gives them. */
 async function entries(dir: string, pattern: RegExp): Promise<string[]> {
   try {
@@ -21,7 +21,11 @@ async function entries(dir: string, pattern: RegExp): Promise<string[]> {
     return [];
   }
 }
-const readTrimmed = (path: string): Promise<string | undefined> => readFile(path, 'utf8').then((t) => t.trim(), () => undefined);
+const readTrimmed = (path: string): Promise<string | undefined> =>
+  readFile(path, 'utf8').then(
+    (t) => t.trim(),
+    () => undefined,
+  );
 
 /**
  * A sysfs attribute read again and again: opened once, then one read from offset 0 per call (the
@@ -36,12 +40,17 @@ export function sysfsValue(path: string): () => Promise<string | undefined> {
     try {
       fd ??= new Promise((resolve, reject) => openFd(path, 'r', (error, opened) => (error ? reject(error) : resolve(opened))));
       const handle = await fd;
-      const bytes = await new Promise<number>((resolve, reject) => readFd(handle, buffer, 0, buffer.length, 0, (error, n) => (error ? reject(error) : resolve(n))));
+      const bytes = await new Promise<number>((resolve, reject) =>
+        readFd(handle, buffer, 0, buffer.length, 0, (error, n) => (error ? reject(error) : resolve(n))),
+      );
       return buffer.toString('utf8', 0, bytes).trim();
     } catch {
       const failed = fd;
       fd = undefined;
-      void failed?.then((h) => closeFd(h, () => undefined), () => undefined);
+      void failed?.then(
+        (h) => closeFd(h, () => undefined),
+        () => undefined,
+      );
       return undefined;
     }
   };

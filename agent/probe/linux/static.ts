@@ -33,7 +33,9 @@ const read = (path: string): string => {
 export function osRelease(etc = '/etc', usrLib = '/usr/lib'): Record<string, string> {
   let names: string[] = [];
   try {
-    names = readdirSync(etc).filter((n) => n.endsWith('-release')).sort();
+    names = readdirSync(etc)
+      .filter((n) => n.endsWith('-release'))
+      .sort();
   } catch {
     // no /etc
   }
@@ -83,7 +85,12 @@ const PI_SOCS = ['BCM2708', 'BCM2709', 'BCM2710', 'BCM2711', 'BCM2712', 'BCM2835
  * dmidecode first: the same table. It also calls a DMI-less machine whose dmesg names a hypervisor
  * a "Virtual machine"; dmesg is root's on most distributions, so the agent's service never sees that.)
  */
-export function systemOf(dmi = '/sys/devices/virtual/dmi/id', root = '/', kernel = kernelRelease(), cpuinfo = read('/proc/cpuinfo')): Record<string, string> | undefined {
+export function systemOf(
+  dmi = '/sys/devices/virtual/dmi/id',
+  root = '/',
+  kernel = kernelRelease(),
+  cpuinfo = read('/proc/cpuinfo'),
+): Record<string, string> | undefined {
   const field = (name: string): string => clean(read(join(dmi, name)));
   let manufacturer = field('sys_vendor');
   let model = field('product_name') || 'Computer';
