@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { sleep } from '../common/backoff.js';
 import { decodeCursor, parseRecord } from '../common/queue-record.js';
 import { bridgeEnv, startBridge, type BridgeProcess } from './harness/bridge.js';
-import { STREAM_T0, count, ledger, startStream } from './harness/load.js';
+import { STREAM_T0, count, ledger, startStream, type SeqSets } from './harness/load.js';
 import { waitFor } from './harness/mqtt.js';
 import { crash, freeze, thaw } from './harness/proc.js';
 import { tempDir } from './harness/process.js';
@@ -30,6 +30,24 @@ afterEach(() => thaw(servers.influx.child));
 async function health(bridge: BridgeProcess): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`http://127.0.0.1:${bridge.httpPort}/healthz`);
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** The point of sample `seq` of host `<prefix>-0`, as the bridge queues it. */
+const point = (prefix: string, seq: number): string => `cpu,host=${prefix}-0 usage=${seq % 100} ${STREAM_T0 + seq}`;
+
+/**
+ * A bridge on a queue of its own, and 200 samples of host `<prefix>-0` acknowledged into that queue
+ * while InfluxDB is frozen (it stays frozen: the samples stay in the queue).
+ */
+async function queuedWhileFrozen(prefix: string): Promise<{ queue: string; env: Record<string, string>; bridge: BridgeProcess; acked: SeqSets }> {
+  const queue = await tempDir(`queue-${prefix}`);
+  const env = bridgeEnv(servers.broker.url, servers.influx.url, DB, `${prefix}-bridge`, { QUEUE_DIR: queue, INFLUX_TIMEOUT: '60s' });
+  const bridge = await startBridge(env);
+  freeze(servers.influx.child);
+  const stream = startStream({ url: servers.broker.url, prefix, hosts: 1, perHost: 200, rate: 1000 });
+  const acked = await stream.done;
+  await stream.close();
+  return { queue, env, bridge, acked };
 }
 
 /** The segment files of a queue directory, oldest first. */
@@ -76,14 +94,7 @@ describe('a cursor that does not match its segments', () => {
 
 describe('flipped bytes in a queue segment', () => {
   it('the damaged record is dropped and counted (queue_corrupt), never stored as a new measurement; the others are stored', async () => {
-    const queue = await tempDir('queue-flip');
-    const env = bridgeEnv(servers.broker.url, servers.influx.url, DB, 'flip-bridge', { QUEUE_DIR: queue, INFLUX_TIMEOUT: '60s' });
-    const first = await startBridge(env);
-    // InfluxDB frozen: the samples are acknowledged once in the queue, and stay there.
-    freeze(servers.influx.child);
-    const stream = startStream({ url: servers.broker.url, prefix: 'flip', hosts: 1, perHost: 200, rate: 1000 });
-    const acked = await stream.done;
-    await stream.close();
+    const { queue, env, bridge: first, acked } = await queuedWhileFrozen('flip');
     await waitFor('200 samples queued', async () => ((await first.metric('hostpulse_bridge_received_total')) >= 200 ? true : undefined));
     await crash(first.child);
     thaw(servers.influx.child);
@@ -91,7 +102,7 @@ describe('flipped bytes in a queue segment', () => {
     const [file] = segments(queue).filter((f) => readFileSync(join(queue, f)).includes(`${STREAM_T0 + 100}`));
     const path = join(queue, file as string);
     const data = readFileSync(path);
-    const at = data.indexOf(`cpu,host=flip-0 usage=0 ${STREAM_T0 + 100}`);
+    const at = data.indexOf(point('flip', 100));
     expect(at).toBeGreaterThan(0);
     data.write('9', at);
     const stamp = at + 'cpu,host=flip-0 usage=0 '.length;
@@ -112,16 +123,9 @@ describe('flipped bytes in a queue segment', () => {
 
 describe('a queue segment cut short (what a power loss leaves)', () => {
   it('the records gone are counted (queue_truncated) from the numbers they carried; the rest are stored', async () => {
-    const queue = await tempDir('queue-cut');
-    const env = bridgeEnv(servers.broker.url, servers.influx.url, DB, 'cut-bridge', { QUEUE_DIR: queue, INFLUX_TIMEOUT: '60s' });
-    const first = await startBridge(env);
-    freeze(servers.influx.child);
-    const stream = startStream({ url: servers.broker.url, prefix: 'cut', hosts: 1, perHost: 200, rate: 1000 });
-    const acked = await stream.done;
-    await stream.close();
+    const { queue, env, bridge: first, acked } = await queuedWhileFrozen('cut');
     // The record of sample 199, and a cursor saved after it was fsync'ed: the queue knows it was on disk.
-    const sample = (seq: number): string => `cpu,host=cut-0 usage=${seq % 100} ${STREAM_T0 + seq}`;
-    const last = sample(199);
+    const last = point('cut', 199);
     const file = await waitFor('sample 199 in a segment', async () => segments(queue).find((f) => readFileSync(join(queue, f)).includes(last)));
     const path = join(queue, file);
     const seqOf = (data: Buffer, at: number): number => {
@@ -138,7 +142,7 @@ describe('a queue segment cut short (what a power loss leaves)', () => {
     thaw(servers.influx.child);
     // The segment loses everything from sample 150's record on.
     const data = readFileSync(path);
-    const cut = data.lastIndexOf(0x0a, data.indexOf(sample(150))) + 1;
+    const cut = data.lastIndexOf(0x0a, data.indexOf(point('cut', 150))) + 1;
     writeFileSync(path, data.subarray(0, cut));
     const kept = seqOf(data, cut - 2);
     const gone = (durable() as number) - kept;
