@@ -8,10 +8,10 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 /** Files that take minutes (waiting out outages they stage), slowest first. */
 const SLOWEST = [
   'test/stack/',
-  'test/faults-database.test.ts',
-  'test/faults-network.test.ts',
-  'test/faults-database-errors.test.ts',
-  'test/faults-broker.test.ts',
+  'test/faults/faults-database.test.ts',
+  'test/faults/faults-network.test.ts',
+  'test/faults/faults-database-errors.test.ts',
+  'test/faults/faults-broker.test.ts',
 ];
 
 const rank = (file: TestSpecification): number => {
