@@ -17,19 +17,10 @@ import { makeTestCerts } from '../harness/certs.js';
 import { captureLogger, type CapturedLogger } from '../harness/logs.js';
 import { waitFor } from '../harness/mqtt.js';
 import { writeCalls } from '../harness/proc.js';
+import { LOGINS, as, enrolLogins, type Login } from '../harness/parity-logins.js';
 import { freePort } from '../harness/process.js';
 import { rawConnect, type RawClient } from '../harness/raw-mqtt.js';
 import { startShippedMosquitto, type ShippedMosquitto } from '../harness/shipped-mosquitto.js';
-
-const LOGINS = {
-  alice: 'alice-password-1',
-  bob: 'bob-password-12',
-  hostpulse_bridge: 'bridge-password-1',
-  hostpulse_reader: 'reader-password-1',
-  hostpulse_health: 'health-password-1',
-};
-type Login = keyof typeof LOGINS;
-const as = (login: Login): { username: string; password: string } => ({ username: login, password: LOGINS[login] });
 
 let mosquitto: ShippedMosquitto;
 let lines: Map<string, string>;
@@ -54,15 +45,7 @@ async function embedded(extra: Partial<EmbeddedBrokerOptions> = {}, log: Capture
 }
 
 beforeAll(async () => {
-  mosquitto = await startShippedMosquitto(async (passwd) => {
-    const services = await execCli(['enrol', '--services', '--passwd', passwd], {
-      MQTT_BRIDGE_PASSWORD: LOGINS.hostpulse_bridge,
-      MQTT_READER_PASSWORD: LOGINS.hostpulse_reader,
-      MQTT_HEALTHCHECK_PASSWORD: LOGINS.hostpulse_health,
-    });
-    expect(services.code, services.stderr).toBe(0);
-    for (const host of ['alice', 'bob'] as const) expect((await execCli(['enrol', host, '--passwd', passwd, '--password', LOGINS[host]])).code).toBe(0);
-  });
+  mosquitto = await startShippedMosquitto(enrolLogins);
   lines = await readPasswd(mosquitto.passwd);
 });
 

@@ -8,38 +8,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../broker/server.js';
 import { readPasswd } from '../../broker/passwd.js';
 import { MqttConnection } from '../../common/mqtt.js';
-import { execCli } from '../harness/cli.js';
 import { captureLogger } from '../harness/logs.js';
 import { waitFor } from '../harness/mqtt.js';
+import { LOGINS, enrolLogins, type Login } from '../harness/parity-logins.js';
 import { startShippedMosquitto, type ShippedMosquitto } from '../harness/shipped-mosquitto.js';
-
-const LOGINS = {
-  alice: 'alice-password-1',
-  bob: 'bob-password-12',
-  hostpulse_bridge: 'bridge-password-1',
-  hostpulse_reader: 'reader-password-1',
-  hostpulse_health: 'health-password-1',
-};
-type Login = keyof typeof LOGINS;
 
 let mosquitto: ShippedMosquitto;
 let embedded: EmbeddedBroker;
 let open: EmbeddedBroker;
 
-async function writeLogins(passwd: string): Promise<void> {
-  const services = await execCli(['enrol', '--services', '--passwd', passwd], {
-    MQTT_BRIDGE_PASSWORD: LOGINS.hostpulse_bridge,
-    MQTT_READER_PASSWORD: LOGINS.hostpulse_reader,
-    MQTT_HEALTHCHECK_PASSWORD: LOGINS.hostpulse_health,
-  });
-  expect(services.code, services.stderr).toBe(0);
-  for (const host of ['alice', 'bob'] as const) {
-    expect((await execCli(['enrol', host, '--passwd', passwd, '--password', LOGINS[host]])).code).toBe(0);
-  }
-}
-
 beforeAll(async () => {
-  mosquitto = await startShippedMosquitto(writeLogins);
+  mosquitto = await startShippedMosquitto(enrolLogins);
   const logins = await readPasswd(mosquitto.passwd);
   const { logger } = captureLogger('embedded');
   embedded = await startEmbeddedBroker(
